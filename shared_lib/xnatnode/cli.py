@@ -1,0 +1,56 @@
+"""The ``xnatnode`` command line: one subcommand per module in :mod:`xnatnode.commands`.
+
+Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
+and keeps heavy imports inside ``run`` so that ``xnatnode --version`` and argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from xnatnode import __version__
+
+#: Command modules, in the order ``xnatnode --help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "validate_command_json",
+    "project_summary",
+)
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"xnatnode.commands.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: the single source of truth for every flag a command JSON may use."""
+    parser = argparse.ArgumentParser(
+        prog="xnatnode",
+        description="Container Service commands that look after the data of an XNAT node.",
+    )
+    parser.add_argument("--version", action="version", version=f"xnatnode {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        module = _load(module_name)
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xnatnode`` console script; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    status: int = args._run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``xnatnode`` subcommand (see :mod:`xnatnode.cli`)."""
