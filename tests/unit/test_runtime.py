@@ -1,0 +1,307 @@
+"""xnatnode.runtime: directories, exit codes, log lines, progress and the run record."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_http import FakeServer, Reply
+from xnatnode import __version__
+from xnatnode.client import connect
+from xnatnode.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unreachable,
+    XnatError,
+)
+from xnatnode.logs import Progress
+from xnatnode.redact import forget_secrets, register_secret
+from xnatnode.runtime import (
+    RUN_RECORD,
+    ExitCode,
+    Run,
+    UsageError,
+    add_runtime_arguments,
+    exit_code_for,
+)
+
+SECRET = "run-record-Secret-77"
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S.*$")
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("XNATNODE_INPUT", "XNATNODE_OUTPUT", "XNATNODE_LOG_LEVEL", "XNAT_HOST",
+                 "XNAT_USER", "XNAT_PASS"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    forget_secrets()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_runtime_arguments(parser)
+    parser.add_argument("--project")
+    return parser.parse_args(argv)
+
+
+def test_exit_codes_are_the_documented_ones() -> None:
+    assert {code.name: int(code) for code in ExitCode} == {
+        "OK": 0, "FAILED": 1, "USAGE": 2, "UNREACHABLE": 3, "AUTH": 4, "NOT_FOUND": 5, "PARTIAL": 6,
+    }
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (Unreachable("x"), ExitCode.UNREACHABLE),
+        (Unauthorized("x"), ExitCode.AUTH),
+        (Forbidden("x"), ExitCode.AUTH),
+        (NotFound("x"), ExitCode.NOT_FOUND),
+        (ConfigError("x"), ExitCode.USAGE),
+        (UsageError("x"), ExitCode.USAGE),
+        (Conflict("x"), ExitCode.FAILED),
+        (XnatError("x"), ExitCode.FAILED),
+        (ZeroDivisionError(), ExitCode.FAILED),
+    ],
+)
+def test_exit_code_for(exc: BaseException, code: ExitCode) -> None:
+    assert exit_code_for(exc) is code
+
+
+def test_runtime_arguments_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = parse([])
+    assert (args.input, args.output, args.log_level) == (Path("/input"), Path("/output"), "INFO")
+    monkeypatch.setenv("XNATNODE_INPUT", "/data/in")
+    monkeypatch.setenv("XNATNODE_OUTPUT", "/data/out")
+    monkeypatch.setenv("XNATNODE_LOG_LEVEL", "debug")
+    args = parse([])
+    assert (args.input, args.output, args.log_level) == (Path("/data/in"), Path("/data/out"), "DEBUG")
+    args = parse(["--input", "a", "--output", "b", "--log-level", "warning"])
+    assert (args.input, args.output, args.log_level) == (Path("a"), Path("b"), "WARNING")
+    with pytest.raises(SystemExit):
+        parse(["--log-level", "chatty"])
+
+
+def run_in(tmp_path: Path, argv: list[str] | None = None) -> tuple[Run, io.StringIO]:
+    out = tmp_path / "out"
+    args = parse(["--input", str(tmp_path / "in"), "--output", str(out), *(argv or [])])
+    stream = io.StringIO()
+    return Run("project-summary", args, stream=stream), stream
+
+
+def test_successful_run_writes_the_record_and_readable_log(tmp_path: Path) -> None:
+    run, stream = run_in(tmp_path, ["--project", "P1"])
+    with run:
+        assert run.output_dir.is_dir()
+        assert run.input_dir == tmp_path / "in"
+        run.log.info("read %d sessions", 3)
+        run.log.warning("two\nlines\r\nhere")
+        run.record["sessions"] = 3
+        run.record["files"] = [tmp_path / "a.json"]
+    assert run.exit_code is ExitCode.OK
+    lines = stream.getvalue().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    assert any(line.endswith(f"INFO xnatnode {__version__} project-summary: input {tmp_path / 'in'}, output {tmp_path / 'out'}") for line in lines)
+    assert any(line.endswith("WARNING two / lines / here") for line in lines)
+    assert lines[-1].split(" ", 2)[2].startswith("project-summary: ok (exit 0) in ")
+    record = json.loads((tmp_path / "out" / RUN_RECORD).read_text())
+    assert record["command"] == "project-summary"
+    assert record["version"] == __version__
+    assert record["status"] == "ok"
+    assert record["exit_code"] == 0
+    assert record["error"] is None
+    assert record["request_count"] is None
+    assert record["arguments"]["project"] == "P1"
+    assert record["arguments"]["output"] == str(tmp_path / "out")
+    assert record["sessions"] == 3
+    assert record["files"] == [str(tmp_path / "a.json")]
+    assert record["started"].endswith("Z")
+    assert record["finished"] >= record["started"]
+    assert not list((tmp_path / "out").glob("*.part"))
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "status"),
+    [
+        (NotFound("not found on XNAT: GET /data/projects/P9 (404)"), 5, "not_found"),
+        (Unauthorized("refused"), 4, "auth"),
+        (Unreachable("cannot reach XNAT"), 3, "unreachable"),
+        (UsageError("--mapping file has no 'subject' column"), 2, "usage"),
+    ],
+)
+def test_known_errors_become_exit_codes_without_traceback(
+    tmp_path: Path, exc: Exception, code: int, status: str
+) -> None:
+    run, stream = run_in(tmp_path)
+    with run:
+        raise exc
+    assert int(run.exit_code) == code
+    log_text = stream.getvalue()
+    assert f"ERROR {exc}" in log_text
+    assert "Traceback" not in log_text
+    record = json.loads(run.record_path.read_text())
+    assert (record["exit_code"], record["status"], record["error"]) == (code, status, str(exc))
+
+
+def test_unexpected_error_is_failed_with_an_indented_traceback(tmp_path: Path) -> None:
+    run, stream = run_in(tmp_path)
+    with run:
+        {}["missing"]
+    assert run.exit_code is ExitCode.FAILED
+    lines = stream.getvalue().splitlines()
+    assert any(line.endswith("ERROR KeyError: 'missing'") for line in lines)
+    continuation = [line for line in lines if not LINE.match(line)]
+    assert continuation
+    assert all(line.startswith("  | ") for line in continuation)
+    assert any("Traceback" in line for line in continuation)
+
+
+def test_partial_status_set_by_the_command_is_kept(tmp_path: Path) -> None:
+    run, _ = run_in(tmp_path)
+    with run:
+        run.exit_code = ExitCode.PARTIAL
+    assert json.loads(run.record_path.read_text())["status"] == "partial"
+
+
+def test_keyboard_interrupt_propagates_after_the_record(tmp_path: Path) -> None:
+    run, _ = run_in(tmp_path)
+    with pytest.raises(KeyboardInterrupt), run:
+        raise KeyboardInterrupt
+    assert json.loads(run.record_path.read_text())["error"] == "interrupted"
+
+
+def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    stream = io.StringIO()
+    with pytest.raises(SystemExit) as info, Run("x", output_dir=blocker / "out", stream=stream):
+        pytest.fail("the body must not run")
+    assert info.value.code == ExitCode.USAGE
+    assert "cannot create the output directory" in stream.getvalue()
+    assert "--output DIR" in stream.getvalue()
+
+
+def test_record_counts_requests_and_never_holds_secrets(tmp_path: Path) -> None:
+    with FakeServer() as srv:
+        srv.route("GET", "/data/projects/P1", Reply(403, f"denied for {SECRET}"))
+        srv.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
+        args = parse(["--output", str(tmp_path / "out"), "--log-level", "DEBUG"])
+        args.xnat_pass = SECRET  # a careless command storing a secret in args
+        args.api_token = "tok-" + SECRET
+        stream = io.StringIO()
+        with Run("label-validation", args, stream=stream) as run:
+            conn = connect(srv.url, "alice", SECRET, backoff=0.0)
+            run.connection = conn
+            conn.get_table("/data/projects")
+            run.record["note"] = f"used {SECRET}"
+            run.log.debug("password %s", SECRET)
+            conn.get("/data/projects/P1")
+        conn.close()
+    assert run.exit_code is ExitCode.AUTH
+    text = run.record_path.read_text()
+    record = json.loads(text)
+    assert record["request_count"] == 2
+    assert record["xnat_host"] == srv.url
+    assert record["arguments"]["xnat_pass"] == "***"
+    assert record["note"] == "used ***"
+    assert "denied for ***" in record["error"]
+    assert SECRET not in text
+    assert SECRET not in stream.getvalue()
+    assert "password ***" in stream.getvalue()
+
+
+def test_record_reserved_keys_cannot_be_overwritten(tmp_path: Path) -> None:
+    run, stream = run_in(tmp_path)
+    with run:
+        run.record["exit_code"] = 99
+    assert json.loads(run.record_path.read_text())["exit_code"] == 0
+    assert "reserved" in stream.getvalue()
+
+
+def test_logging_is_restored_after_the_run(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    run, _ = run_in(tmp_path, ["--log-level", "DEBUG"])
+    with run:
+        assert root.level == logging.DEBUG
+    assert root.handlers == handlers
+    assert root.level == level
+
+
+def test_registered_secret_in_an_exception_message_is_masked(tmp_path: Path) -> None:
+    register_secret(SECRET)
+    run, stream = run_in(tmp_path)
+    with run:
+        raise RuntimeError(f"boom {SECRET}")
+    assert SECRET not in stream.getvalue()
+    assert SECRET not in run.record_path.read_text()
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_logs_periodic_lines_and_the_end(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    logger = logging.getLogger("xnatnode.test-progress")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        progress = Progress("sessions", 1000, logger, interval=5.0, clock=clock)
+        for i in range(1000):
+            clock.now = i * 0.05  # 50 s in all: one line per 5 s
+            progress.advance()
+        progress.finish()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "sessions: 101/1000 (10%)"
+    assert messages[-1] == "sessions: 1000/1000 (100%)"
+    assert 9 <= len(messages) <= 11
+    assert all("\r" not in m for m in messages)
+
+
+def test_progress_without_total_and_finish(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    logger = logging.getLogger("xnatnode.test-progress")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        with Progress("files", None, logger, interval=5.0, clock=clock) as progress:
+            progress.advance(7)
+            assert caplog.records == []
+        assert [r.getMessage() for r in caplog.records] == ["files: 7"]
+
+
+def test_run_progress_uses_the_run_log(tmp_path: Path) -> None:
+    run, stream = run_in(tmp_path)
+    with run:
+        progress = run.progress("scans", total=4)
+        for _ in range(4):
+            progress.advance()
+        progress.finish()
+    assert stream.getvalue().count("scans: 4/4 (100%)") == 1
+
+
+def test_progress_from_threads_counts_everything(caplog: pytest.LogCaptureFixture) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    logger = logging.getLogger("xnatnode.test-progress")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        progress = Progress("resources", 4000, logger, interval=3600)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: progress.advance(), range(4000)))
+        progress.finish()
+    assert progress.done == 4000
+    assert [r.getMessage() for r in caplog.records] == ["resources: 4000/4000 (100%)"]
