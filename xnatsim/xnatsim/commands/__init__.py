@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m xnatsim`` (registered in :mod:`xnatsim.cli`)."""

@@ -1,0 +1,241 @@
+"""The Docker backend: a container spec built the way the plugin builds it (B.5, B.6, B.8) and
+run on the real engine through the Docker SDK."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from xnatsim.cs.templates import ResolutionError, shell_split
+
+__all__ = ["DockerBackend", "LaunchError", "RunSpec", "build_run_spec"]
+
+log = logging.getLogger("xnatsim.cs.backend")
+
+Doc = dict[str, Any]
+_MIB = 1024 * 1024
+
+
+class LaunchError(RuntimeError):
+    """The backend refused to create or start the container (``Failed (Container launch)``)."""
+
+
+@dataclass
+class Bind:
+    host_path: str
+    container_path: str
+    read_only: bool
+
+
+@dataclass
+class RunSpec:
+    """Everything ``docker create`` needs; ``entrypoint`` None keeps the image's ENTRYPOINT."""
+
+    image: str
+    command: list[str]
+    entrypoint: list[str] | None
+    environment: dict[str, str]
+    binds: list[Bind]
+    working_dir: str | None = None
+    user: str | None = None
+    network_mode: str | None = None
+    mem_reservation: int | None = None
+    mem_limit: int | None = None
+    nano_cpus: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    shm_size: int | None = None
+    runtime: str | None = None
+    ipc_mode: str | None = None
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.containers.create``."""
+        import docker.types
+
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": self.command,
+            "environment": self.environment,
+            "volumes": {
+                b.host_path: {"bind": b.container_path, "mode": "ro" if b.read_only else "rw"}
+                for b in self.binds
+            },
+            "labels": self.labels,
+            "detach": True,
+        }
+        if self.entrypoint is not None:
+            kwargs["entrypoint"] = self.entrypoint
+        optional = {
+            "working_dir": self.working_dir, "user": self.user, "network_mode": self.network_mode,
+            "mem_reservation": self.mem_reservation, "mem_limit": self.mem_limit,
+            "nano_cpus": self.nano_cpus, "name": self.name, "shm_size": self.shm_size,
+            "runtime": self.runtime, "ipc_mode": self.ipc_mode,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if self.ports:
+            kwargs["ports"] = {f"{k}/tcp" if "/" not in k else k: v for k, v in self.ports.items()}
+        if self.ulimits:
+            kwargs["ulimits"] = [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in self.ulimits]
+        return kwargs
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def build_run_spec(
+    command: Doc,
+    *,
+    command_line: str,
+    environment: dict[str, str],
+    binds: list[Bind],
+    working_dir: str | None = None,
+    container_name: str | None = None,
+    labels: dict[str, str] | None = None,
+    ports: dict[str, str] | None = None,
+    user: str | None = None,
+    network_mode: str | None = None,
+) -> RunSpec:
+    """The container spec for a resolved main command on standalone Docker.
+
+    ``override-entrypoint: true`` clears the ENTRYPOINT and runs ``/bin/sh -c "<line>"``;
+    otherwise the line is tokenized (``ShellSplitter``) and passed as arguments (exec form).
+    """
+    if command.get("override-entrypoint"):
+        entrypoint: list[str] | None = [""]
+        cmd = ["/bin/sh", "-c", command_line]
+    else:
+        entrypoint = None
+        cmd = shell_split(command_line)
+    limit_cpu = command.get("limit-cpu")
+    ulimits: list[tuple[str, int, int]] = []
+    for name, value in (command.get("ulimits") or {}).items():
+        soft, _, hard = str(value).partition(":")
+        try:
+            ulimits.append((name, int(soft), int(hard or soft)))
+        except ValueError as exc:
+            raise LaunchError(f'ulimit "{name}" value "{value}" is not an integer') from exc
+    port_map: dict[str, int] = {}
+    for container_port, host_port in (ports or {}).items():
+        try:
+            port_map[str(int(container_port))] = int(host_port)
+        except ValueError as exc:
+            raise LaunchError(f"port {container_port}:{host_port} does not resolve to integers") from exc
+    reserve = _int_or_none(command.get("reserve-memory"))
+    limit = _int_or_none(command.get("limit-memory"))
+    return RunSpec(
+        image=str(command["image"]),
+        command=cmd,
+        entrypoint=entrypoint,
+        environment=environment,
+        binds=binds,
+        working_dir=working_dir or None,
+        user=user or None,
+        network_mode=command.get("network") or network_mode,
+        mem_reservation=reserve * _MIB if reserve else None,
+        mem_limit=limit * _MIB if limit else None,
+        nano_cpus=int(float(limit_cpu) * 1e9) if limit_cpu else None,
+        labels=dict(labels or {}),
+        name=container_name,
+        ports=port_map,
+        shm_size=_int_or_none(command.get("shm-size")),
+        runtime=command.get("runtime") or None,
+        ipc_mode=command.get("ipc-mode") or None,
+        ulimits=ulimits,
+    )
+
+
+class DockerBackend:
+    """Create, start, wait for, read logs of and remove containers on the local engine."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            self._client = docker.from_env(timeout=120)
+        return self._client
+
+    def image_labels(self, image: str) -> tuple[str, dict[str, str]]:
+        """The image id and labels of a local image (``docker image inspect``)."""
+        import docker.errors
+
+        try:
+            img = self.client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise LookupError(f"Image {image} not found on the Docker server.") from exc
+        return str(img.id), dict(img.labels or {})
+
+    def list_images(self) -> list[Doc]:
+        return [
+            {"image-id": img.id, "tags": list(img.tags), "size": img.attrs.get("Size"),
+             "labels": dict(img.labels or {})}
+            for img in self.client.images.list()
+        ]
+
+    def start(self, spec: RunSpec) -> str:
+        """Create and start the container; returns its id."""
+        import docker.errors
+
+        try:
+            container = self.client.containers.create(**spec.create_kwargs())
+        except docker.errors.ImageNotFound as exc:
+            raise LaunchError(f"Image {spec.image} not found on the Docker server.") from exc
+        except docker.errors.APIError as exc:
+            raise LaunchError(f"Docker refused to create the container: {exc.explanation or exc}") from exc
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            self.remove(container.id)
+            raise LaunchError(f"Failed to start: {exc.explanation or exc}") from exc
+        return str(container.id)
+
+    def wait(self, container_id: str, timeout: float | None = None) -> tuple[int | None, bool]:
+        """Block until the container exits; returns (exit code, OOM-killed)."""
+        container = self.client.containers.get(container_id)
+        result = container.wait(timeout=timeout)
+        container.reload()
+        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+        code = result.get("StatusCode")
+        return (int(code) if code is not None else None), oom
+
+    def logs(self, container_id: str) -> tuple[str, str]:
+        """(stdout, stderr) of a container."""
+        container = self.client.containers.get(container_id)
+        out = container.logs(stdout=True, stderr=False)
+        err = container.logs(stdout=False, stderr=True)
+        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def kill(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.containers.get(container_id).kill()
+        except docker.errors.APIError as exc:
+            raise LaunchError(f"cannot kill {container_id}: {exc}") from exc
+
+    def remove(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.containers.get(container_id).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            log.warning("could not remove container %s", container_id)
+
+
+def tokenize_for_display(line: str) -> list[str]:
+    """The argv a command line becomes in exec form (for the CLI's dry run)."""
+    try:
+        return shell_split(line)
+    except ResolutionError:
+        return []

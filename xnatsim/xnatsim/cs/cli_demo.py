@@ -1,0 +1,138 @@
+"""``python -m xnatsim demo``: the whole admin path on a laptop, with the project's own images.
+
+Starts xnatsim with the ``demo`` seed, adds every local ``xnatnode/*`` image that carries an
+``org.nrg.commands`` label (as ``POST /xapi/docker/images/save`` does), enables every wrapper on
+the site and the demo project, launches ``project-summary`` on the project through the launch
+route, waits, and prints the container's status, log tail and where the HTML report landed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+NAME = "demo"
+HELP = "seed a demo project, add the local xnatnode/* images, run project-summary on it, show the report"
+
+REPOSITORY_PREFIX = "xnatnode/"
+DEMO_WRAPPER = "project-summary"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="data folder (default: a temporary one, removed at the end)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--version", dest="image_version",
+                        help="image tag to use (default: the newest tag of each xnatnode/* image)")
+    parser.add_argument("--wrapper", default=DEMO_WRAPPER, help=f"wrapper to launch (default {DEMO_WRAPPER})")
+    parser.add_argument("--serve", action="store_true", help="keep serving after the demo (Ctrl-C stops)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the container")
+
+
+def local_images(version: str | None) -> list[str]:
+    """``xnatnode/<name>:<tag>`` images with an ``org.nrg.commands`` label, newest tag per name."""
+    import docker
+
+    from xnatsim.cs.images import LABEL
+
+    client = docker.from_env(timeout=60)
+    best: dict[str, tuple[str, str]] = {}
+    for image in client.images.list(filters={"label": LABEL}):
+        created = str(image.attrs.get("Created", ""))
+        for tag in image.tags:
+            repo, _, tag_version = tag.rpartition(":")
+            if not repo.startswith(REPOSITORY_PREFIX) or (version and tag_version != version):
+                continue
+            if repo not in best or created > best[repo][0]:
+                best[repo] = (created, tag)
+    return sorted(tag for _created, tag in best.values())
+
+
+def _report(client: Any, record: dict[str, Any], store_dir: Path) -> None:
+    for output in record.get("outputs") or []:
+        if not output.get("ok") or not output.get("created"):
+            continue
+        uri = str(output["created"])
+        files = client.request("GET", "/data" + uri.removeprefix("/archive") + "/files", query={"format": "json"})
+        rows = files.get("ResultSet", {}).get("Result", []) if isinstance(files, dict) else []
+        names = [r.get("Name") for r in rows]
+        html = [n for n in names if str(n).endswith(".html")]
+        print(f"report resource: {client.url}/data{uri.removeprefix('/archive')}")
+        for name in html or names[:5]:
+            print(f"  {name}: {client.url}/data{uri.removeprefix('/archive')}/files/{name}")
+        parts = uri.strip("/").split("/")
+        if len(parts) >= 5 and parts[1] == "projects" and parts[3] == "resources":
+            folder = store_dir / "archive" / parts[2] / "resources" / parts[4]
+            for name in html:
+                print(f"  file: {folder / str(name)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xnatsim.cs.cli_common import Client, CLIError
+    from xnatsim.cs.cli_launch import launch, show, wait_for
+    from xnatsim.seed import DEMO_PROJECT, SeedError
+    from xnatsim.seed import apply as apply_seed
+    from xnatsim.server import ServerConfig, make_server, serve_in_thread
+
+    try:
+        images = local_images(args.image_version)
+    except Exception as exc:  # docker SDK errors: no engine, no socket
+        print(f"cannot list Docker images: {exc}", file=sys.stderr)
+        return 1
+    if not images:
+        print(f"no local {REPOSITORY_PREFIX}* image carries org.nrg.commands; run ./build.sh first", file=sys.stderr)
+        return 1
+    tmp = None if args.data else tempfile.TemporaryDirectory(prefix="xnatsim-demo-")
+    data = args.data or Path(tmp.name)  # type: ignore[union-attr]
+    server = make_server(ServerConfig(data_dir=data, host="127.0.0.1", port=args.port, fetch_schemas=False))
+    thread = serve_in_thread(server)
+    status = 1
+    try:
+        apply_seed(server.app.store, "demo")
+        print(f"xnatsim on {server.app.url} (data {data}); demo project {DEMO_PROJECT}")
+        client = Client(server.app.url, "admin", "admin")
+        wrappers: dict[str, int] = {}
+        for image in images:
+            saved = client.request("POST", "/xapi/docker/images/save", query={"image": image})
+            if not saved:
+                print(f"{image}: no command saved (invalid label or duplicate)", file=sys.stderr)
+            for command in saved:
+                for wrapper in command["xnat"]:
+                    client.request("PUT", f"/xapi/wrappers/{wrapper['id']}/enabled")
+                    client.request("PUT", f"/xapi/projects/{DEMO_PROJECT}/wrappers/{wrapper['id']}/enabled")
+                    wrappers[wrapper["name"]] = wrapper["id"]
+                print(f"added {image}: {', '.join(w['name'] for w in command['xnat'])}")
+        if args.wrapper not in wrappers:
+            print(f"no wrapper {args.wrapper!r} among the local images ({', '.join(wrappers) or 'none'})",
+                  file=sys.stderr)
+            return 1
+        ids = launch(client, args.wrapper, [f"/archive/projects/{DEMO_PROJECT}"], project=DEMO_PROJECT,
+                     root=None, params={})
+        print(f"launched {args.wrapper} on {DEMO_PROJECT}: container {ids[0]}")
+        record = wait_for(client, ids, args.timeout)[0]
+        show(client, record, 15)
+        _report(client, record, data)
+        if tmp is not None and not args.serve:
+            print("  (the data folder is temporary and is removed now; use --data DIR to keep it)")
+        status = 0 if record["status"] == "Complete" else 1
+        if args.serve:
+            print(f"serving on {server.app.url} (admin/admin); Ctrl-C stops", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                thread.join()
+        return status
+    except (CLIError, SeedError) as exc:
+        print(exc, file=sys.stderr)
+        return getattr(exc, "status", 1)
+    finally:
+        cs = server.app.state.get("cs")
+        if cs is not None:
+            cs.shutdown(wait=True)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        server.app.close()
+        if tmp is not None:
+            tmp.cleanup()

@@ -1,0 +1,625 @@
+"""The launch pipeline (spec B.1, B.6, B.7, B.9): queue → resolve → run on Docker → finalize.
+
+A launch returns at once with ``{"status": "success", "workflow-id": …}`` (queued); a worker
+thread then resolves the wrapper, creates the output build directories, issues an alias token,
+runs the container, stores its logs, uploads outputs on success, revokes the token and records
+every status in the container's history and its workflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xnatsim.cs.backend import Bind, DockerBackend, LaunchError, build_run_spec
+from xnatsim.cs.db import DocumentDB
+from xnatsim.cs.outputs import run_handlers
+from xnatsim.cs.registry import Registry
+from xnatsim.cs.resolution import INJECTED_ENV, Resolved, apply_overlay, resolve
+from xnatsim.cs.templates import ResolutionError
+from xnatsim.cs.xnatobjects import StoreLoader
+from xnatsim.store import Store, StoreError
+
+__all__ = ["TERMINAL_PREFIXES", "CSSettings", "ContainerService"]
+
+log = logging.getLogger("xnatsim.cs")
+
+Doc = dict[str, Any]
+TERMINAL_PREFIXES = ("Complete", "Failed", "Killed")
+MASK = "******"
+
+
+@dataclass
+class CSSettings:
+    """The compute-backend settings (``/xapi/docker/server``) plus xnatsim's own knobs."""
+
+    #: XNAT_HOST for containers; empty → the server's own URL (loopback)
+    processing_url: str = ""
+    #: Docker network mode for containers; "host" keeps traffic on 127.0.0.1
+    network: str = "host"
+    #: the process user (``uid`` or ``uid:gid``); empty → the image's USER
+    container_user: str = ""
+    #: remove containers once finalized
+    auto_cleanup: bool = True
+    path_translation_xnat_prefix: str = ""
+    path_translation_docker_prefix: str = ""
+    #: containers run at the same time (the JMS consumers' concurrency)
+    max_concurrent: int = 8
+    #: seconds a container may run before it is killed
+    timeout: float = 3600.0
+
+    def as_json(self) -> Doc:
+        return {
+            "backend": "docker", "host": "unix:///var/run/docker.sock",
+            "processing-url": self.processing_url, "network": self.network,
+            "container-user": self.container_user, "auto-cleanup": self.auto_cleanup,
+            "path-translation-xnat-prefix": self.path_translation_xnat_prefix,
+            "path-translation-docker-prefix": self.path_translation_docker_prefix,
+            "max-concurrent": self.max_concurrent, "timeout": self.timeout,
+        }
+
+    def update(self, doc: Mapping[str, Any]) -> None:
+        for key, value in doc.items():
+            attr = key.replace("-", "_")
+            if attr in ("backend", "host") or not hasattr(self, attr):
+                continue
+            current = getattr(self, attr)
+            if isinstance(current, bool):
+                value = value if isinstance(value, bool) else str(value).lower() == "true"
+            elif isinstance(current, int):
+                value = int(value)
+            elif isinstance(current, float):
+                value = float(value)
+            else:
+                value = "" if value is None else str(value)
+            setattr(self, attr, value)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CSSettings:
+        """Defaults overridden by ``XNATSIM_PROCESSING_URL``, ``XNATSIM_CONTAINER_NETWORK``,
+        ``XNATSIM_CONTAINER_USER``."""
+        env = os.environ if env is None else env
+        settings = cls()
+        settings.processing_url = env.get("XNATSIM_PROCESSING_URL", settings.processing_url)
+        settings.network = env.get("XNATSIM_CONTAINER_NETWORK", settings.network)
+        settings.container_user = env.get("XNATSIM_CONTAINER_USER", settings.container_user)
+        return settings
+
+
+class LaunchRefused(ValueError):
+    """A launch request refused before queueing (unknown wrapper, bad parameters)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Job:
+    container_id: int
+    command: Doc
+    wrapper: Doc
+    params: dict[str, str]
+    user: str
+    project: str | None
+    workflow_id: int | None
+    killed: bool = False
+    docker_id: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class ContainerService:
+    """Commands, launches and container history for one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        db: DocumentDB,
+        *,
+        settings: CSSettings | None = None,
+        backend: DockerBackend | None = None,
+        server_url: Callable[[], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.db = db
+        self.registry = Registry(db)
+        self.settings = settings or CSSettings.from_env()
+        saved = db.get("settings", 1)
+        if saved:
+            self.settings.update(saved)
+        self.backend = backend or DockerBackend()
+        self.loader = StoreLoader(store)
+        self._server_url = server_url or (lambda: "")
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        #: consumer threads, started with the first launch
+        self._workers: list[threading.Thread] = []
+        self._jobs: dict[int, _Job] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Doc], None]] = []
+
+    def save_settings(self, doc: Mapping[str, Any]) -> None:
+        self.settings.update(doc)
+        self.db.put("settings", 1, self.settings.as_json())
+
+    def add_finish_listener(self, fn: Callable[[Doc], None]) -> None:
+        """Call ``fn(container)`` whenever a container reaches a terminal status."""
+        self._listeners.append(fn)
+
+    # ---------------------------------------------------------------------------- launching
+    def launch(
+        self,
+        wrapper_id: int,
+        params: Mapping[str, Any],
+        user: str,
+        *,
+        project: str | None = None,
+        root_element: str | None = None,
+    ) -> Doc:
+        """Queue one launch; returns XNAT's launch response (success means queued)."""
+        found = self.registry.wrapper(wrapper_id)
+        if found is None:
+            raise LaunchRefused(f"No wrapper with id {wrapper_id}.", 404)
+        command, wrapper = found
+        str_params = {str(k): "" if v is None else v if isinstance(v, str) else _json(v) for k, v in params.items()}
+        workflow_id = None
+        if root_element and str_params.get(root_element):
+            workflow_id = self._create_workflow(wrapper, str_params[root_element], user, project)
+        container = self._new_record(command, wrapper, str_params, user, project, workflow_id, root_element)
+        job = _Job(container["id"], command, wrapper, str_params, user, project, workflow_id)
+        with self._lock:
+            self._jobs[job.container_id] = job
+        self._start_workers()
+        self._queue.put(job)
+        return {
+            "status": "success", "workflow-id": str(workflow_id) if workflow_id else "To be assigned",
+            "params": str_params, "command-id": command["id"], "wrapper-id": wrapper["id"],
+            "container-id": container["id"],
+        }
+
+    def bulk_launch(
+        self, wrapper_id: int, params: Mapping[str, Any], user: str, *, project: str | None, root_element: str
+    ) -> Doc:
+        """One queued launch per element of the JSON-array value of ``root_element``."""
+        import json
+
+        raw = params.get(root_element)
+        try:
+            targets = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError as exc:
+            raise LaunchRefused(f'"{root_element}" must be a JSON array of URIs.') from exc
+        if not isinstance(targets, list):
+            raise LaunchRefused(f'"{root_element}" must be a JSON array of URIs.')
+        bulk_id = str(uuid.uuid4())
+        successes, failures = [], []
+        for target in targets:
+            one = {**params, root_element: target}
+            try:
+                successes.append(self.launch(wrapper_id, one, user, project=project, root_element=root_element))
+            except LaunchRefused as exc:
+                failures.append({"status": "failure", "message": str(exc), "params": one})
+        return {"bulk-launch-id": bulk_id, "successes": successes, "failures": failures}
+
+    def wait(self, container_id: int, timeout: float = 600.0) -> Doc:
+        """Block until a container is finalized (or ``timeout``); returns its record."""
+        with self._lock:
+            job = self._jobs.get(container_id)
+        if job is not None:
+            job.done.wait(timeout)
+        record = self.container(container_id)
+        if record is None:
+            raise KeyError(container_id)
+        return record
+
+    def kill(self, container_id: int) -> Doc:
+        with self._lock:
+            job = self._jobs.get(container_id)
+        if job is None or job.done.is_set():
+            raise LaunchRefused(f"Container {container_id} is not running.", 400)
+        job.killed = True
+        if job.docker_id:
+            self.backend.kill(job.docker_id)
+        record = self.container(container_id)
+        assert record is not None
+        return record
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting launches; with ``wait`` let queued and running ones finish."""
+        for _ in self._workers:
+            self._queue.put(None)
+        if wait:
+            for worker in self._workers:
+                worker.join()
+
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._workers:
+                return
+            self._workers = [
+                threading.Thread(target=self._work, name=f"xnatsim-cs-{i}", daemon=True)
+                for i in range(max(1, self.settings.max_concurrent))
+            ]
+            for worker in self._workers:
+                worker.start()
+
+    def _work(self) -> None:
+        """A staging/finalizing consumer (daemon: a stopping server does not wait for containers)."""
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self._run_safely(job)
+
+    # ---------------------------------------------------------------------- records/history
+    def container(self, container_id: int) -> Doc | None:
+        return self.db.get("container", container_id)
+
+    def find_container(self, ref: str) -> Doc | None:
+        """By database id, docker id (or prefix) or container name."""
+        if ref.isdigit():
+            found = self.container(int(ref))
+            if found:
+                return found
+        for doc in self.db.all("container"):
+            if doc.get("container-id") and (doc["container-id"] == ref or doc["container-id"].startswith(ref)):
+                return doc
+            if doc.get("container-name") == ref:
+                return doc
+        return None
+
+    def containers(self, *, project: str | None = None, nonfinalized: bool = False) -> list[Doc]:
+        docs = self.db.all("container", key=project) if project else self.db.all("container")
+        if nonfinalized:
+            docs = [d for d in docs if not d["status"].startswith(TERMINAL_PREFIXES)]
+        return docs
+
+    def workflow(self, workflow_id: int) -> Doc | None:
+        return self.db.get("workflow", workflow_id)
+
+    def workflows_for(self, object_id: str) -> list[Doc]:
+        return self.db.all("workflow", key=object_id)
+
+    def _new_record(
+        self, command: Doc, wrapper: Doc, params: dict[str, str], user: str, project: str | None,
+        workflow_id: int | None, root_element: str | None,
+    ) -> Doc:
+        cid = self.db.next_id("container")
+        now = _now_ms()
+        record: Doc = {
+            "id": cid, "command-id": command["id"], "wrapper-id": wrapper["id"], "status": "Queued",
+            "status-time": now, "container-id": None, "service-id": None, "workflow-id": str(workflow_id or ""),
+            "user-id": user, "project": project, "backend": "docker", "subtype": "main",
+            "docker-image": command["image"], "container-name": None, "command-line": None,
+            "override-entrypoint": bool(command.get("override-entrypoint")),
+            "parent-source-object-name": root_element, "params": params, "env": {}, "mounts": [],
+            "inputs": [], "outputs": [], "log-paths": [], "exit-code": None,
+            "reserve-memory": command.get("reserve-memory"), "limit-memory": command.get("limit-memory"),
+            "limit-cpu": command.get("limit-cpu"), "auto-remove": bool(command.get("auto-remove")),
+            "history": [{"status": "Queued", "entity-type": "system", "entity-id": None,
+                         "time-recorded": now, "external-timestamp": None, "message": None,
+                         "exitCode": None}],
+        }
+        self.db.put("container", cid, record, key=project or "")
+        return record
+
+    def _update(self, cid: int, status: str | None = None, message: str | None = None,
+                fields: Doc | None = None) -> Doc:
+        record = self.container(cid)
+        assert record is not None
+        record.update(fields or {})
+        if status is not None:
+            now = _now_ms()
+            record["status"] = status
+            record["status-time"] = now
+            record["history"].append({
+                "status": status, "entity-type": "system", "entity-id": None, "time-recorded": now,
+                "external-timestamp": None, "message": message, "exitCode": record.get("exit-code"),
+            })
+            if record.get("workflow-id"):
+                self._set_workflow_status(int(record["workflow-id"]), status, message)
+        self.db.put("container", cid, record, key=record.get("project") or "")
+        return record
+
+    # ------------------------------------------------------------------------------ workflow
+    def _create_workflow(self, wrapper: Doc, root_value: str, user: str, project: str | None) -> int | None:
+        obj = None
+        try:
+            if root_value.startswith("/"):
+                obj = self.loader.load(root_value, children=False)
+            elif root_value:
+                kind = wrapper["external-inputs"][0]["type"] if wrapper["external-inputs"] else "Session"
+                obj = self.loader.by_id(kind, root_value, children=False)
+        except (StoreError, ValueError):
+            obj = None
+        if obj is None:
+            return None
+        wfid = self.db.next_id("workflow")
+        doc = {
+            "wfid": wfid, "id": obj["id"], "data_type": obj.get("xsiType"), "uri": obj.get("uri"),
+            "externalid": obj.get("project-id") or project or obj.get("id"),
+            "pipeline_name": wrapper["name"], "status": "Queued", "type": "Container",
+            "launch_time": _now_text(), "percentagecomplete": "0.0", "create_user": user,
+            "details": None, "comments": None, "justification": "Container launch",
+            "category": "Data", "src": "xnatsim", "jobid": None,
+        }
+        self.db.put("workflow", wfid, doc, key=obj["id"])
+        return wfid
+
+    def _set_workflow_status(self, wfid: int, status: str, message: str | None) -> None:
+        doc = self.workflow(wfid)
+        if doc is None:
+            return
+        doc["status"] = status
+        if message:
+            doc["details"] = message
+        if status.startswith("Complete"):
+            doc["percentagecomplete"] = "100.0"
+        self.db.put("workflow", wfid, doc, key=doc["id"])
+
+    # ------------------------------------------------------------------------------ the run
+    def _run_safely(self, job: _Job) -> None:
+        try:
+            self._run(job)
+        except Exception as exc:  # a bug here must not leave a container forever "Running"
+            log.exception("container %s failed unexpectedly", job.container_id)
+            self._update(job.container_id, "Failed", f"xnatsim internal error: {exc}")
+        finally:
+            job.done.set()
+            record = self.container(job.container_id)
+            for fn in list(self._listeners):
+                try:
+                    if record is not None:
+                        fn(record)
+                except Exception:
+                    log.exception("container finish listener failed")
+
+    def _run(self, job: _Job) -> None:
+        cid = job.container_id
+        self._update(cid, "Staging")
+        config = self.registry.config(job.wrapper["id"], job.project)
+        try:
+            command, wrapper = apply_overlay(job.command, job.wrapper["name"], config)
+            resolved = resolve(command, wrapper, job.params, self.loader)
+        except (ResolutionError, StoreError) as exc:
+            self._update(cid, "Failed (Command resolution)", str(exc))
+            return
+        self._update(cid, None, fields={"command-line": resolved.command_line,
+                                        "inputs": _inputs_record(command, wrapper, resolved)})
+        token: Doc | None = None
+        build_dirs: list[Path] = []
+        try:
+            mount_paths, binds, build_dirs = self._prepare_mounts(command, resolved)
+            token = self.store.issue_token(job.user)
+            env = self._environment(resolved, token, job.workflow_id)
+            secret_env = _secrets(command, resolved)
+            env.update(secret_env)
+            hidden = {"XNAT_PASS", *secret_env}
+            user = self.settings.container_user or None
+            spec = build_run_spec(
+                command, command_line=resolved.command_line, environment=env, binds=binds,
+                working_dir=resolved.working_directory, container_name=resolved.container_name,
+                labels={**self._tracking_labels(job, resolved), **resolved.container_labels},
+                ports=resolved.ports, user=user, network_mode=self.settings.network or None,
+            )
+            self._update(
+                cid, "Created", fields={
+                    "env": {k: (MASK if k in hidden else v) for k, v in env.items()},
+                    "mounts": [_mount_record(m, mount_paths) for m in resolved.mounts],
+                    "container-name": resolved.container_name, "token-alias": token["alias"],
+                },
+            )
+            docker_id = self.backend.start(spec)
+            job.docker_id = docker_id
+            self._update(cid, "Running", fields={"container-id": docker_id})
+            if job.killed:
+                self.backend.kill(docker_id)
+            exit_code, oom = self.backend.wait(docker_id, timeout=self.settings.timeout)
+            self._update(cid, "Finalizing", fields={"exit-code": exit_code})
+            stdout, stderr = self.backend.logs(docker_id)
+            self._update(cid, None, fields={"log-paths": self._write_logs(cid, stdout, stderr)})
+            if self.settings.auto_cleanup or command.get("auto-remove"):
+                self.backend.remove(docker_id)
+            self._finalize(job, resolved, mount_paths, exit_code, oom)
+        except (LaunchError, StoreError, ResolutionError, OSError) as exc:
+            message = exc.message if isinstance(exc, StoreError) else str(exc)
+            self._update(cid, "Failed (Container launch)", message)
+        except Exception as exc:
+            if type(exc).__module__.startswith(("docker", "requests", "urllib3")):
+                self._update(cid, "Failed (Container launch)", str(exc))
+            else:
+                raise
+        finally:
+            if token is not None:
+                self.store.revoke_token(token["alias"])
+            for folder in build_dirs:
+                if self.settings.auto_cleanup:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def _finalize(self, job: _Job, resolved: Resolved, mount_paths: dict[str, Path], exit_code: int | None, oom: bool) -> None:
+        cid = job.container_id
+        if job.killed:
+            self._update(cid, "Failed (Killed)", "Killed by request")
+            return
+        if oom:
+            self._update(cid, "Failed (Oom)", "The container ran out of memory")
+            return
+        if exit_code not in (None, 0):
+            self._update(cid, "Failed", f"Non-zero exit code {exit_code}")
+            return
+        results = run_handlers(self.store, resolved.outputs, mount_paths, job.user)
+        outputs = [
+            {"name": r.output, "from-output-handler": r.handler, "required": r.required,
+             "created": r.uri, "ok": r.ok, "message": r.message}
+            for r in results
+        ]
+        failed = [r for r in results if not r.ok and r.required]
+        for r in results:
+            if not r.ok:
+                log.warning("container %s output %s failed: %s", cid, r.handler, r.message)
+        if failed:
+            self._update(cid, "Failed (Upload)", "; ".join(r.message for r in failed), fields={"outputs": outputs})
+        else:
+            self._update(cid, "Complete", None, fields={"outputs": outputs})
+
+    def _prepare_mounts(self, command: Doc, resolved: Resolved) -> tuple[dict[str, Path], list[Bind], list[Path]]:
+        """Create output build dirs (and writable copies); the binds as Docker sees them."""
+        uid = self._container_uid(command)
+        mount_paths: dict[str, Path] = {}
+        binds: list[Bind] = []
+        created: list[Path] = []
+        for mount in resolved.mounts:
+            if mount.source is None or mount.copy:
+                folder = self.store.build_dir / str(uuid.uuid4())
+                if mount.source is not None:
+                    src = Path(mount.source)
+                    if src.is_dir():
+                        shutil.copytree(src, folder)
+                    else:
+                        folder.mkdir(parents=True)
+                        shutil.copy2(src, folder / src.name)
+                else:
+                    folder.mkdir(parents=True)
+                self._own(folder, uid)
+                created.append(folder)
+                host, read_only = folder, False
+            else:
+                host, read_only = Path(mount.source), mount.read_only
+                if not host.exists():
+                    host.mkdir(parents=True, exist_ok=True)  # XNAT creates missing mount dirs
+            mount_paths[mount.name] = host
+            binds.append(Bind(self._translate(str(host)), mount.container_path, read_only))
+        return mount_paths, binds, created
+
+    def _container_uid(self, command: Doc) -> int | None:
+        user = self.settings.container_user
+        if not user:
+            try:
+                user = self.backend.client.images.get(command["image"]).attrs["Config"].get("User") or ""
+            except Exception:
+                user = ""
+        head = str(user).split(":", 1)[0]
+        return int(head) if head.isdigit() else None
+
+    @staticmethod
+    def _own(folder: Path, uid: int | None) -> None:
+        """Writable by the container's user only (XNAT: owner-only build dirs)."""
+        if uid is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+            for root, dirs, files in os.walk(folder):
+                for name in [*dirs, *files]:
+                    os.chown(os.path.join(root, name), uid, -1)
+            os.chown(folder, uid, -1)
+            folder.chmod(0o700)
+        else:
+            folder.chmod(0o777)
+
+    def _translate(self, path: str) -> str:
+        src, dst = self.settings.path_translation_xnat_prefix, self.settings.path_translation_docker_prefix
+        return path.replace(src, dst) if src and dst else path
+
+    def _environment(self, resolved: Resolved, token: Doc, workflow_id: int | None) -> dict[str, str]:
+        env = dict(resolved.environment)
+        clash = [k for k in INJECTED_ENV if k in env]
+        if clash:
+            raise LaunchError(f"environment-variables may not define {', '.join(clash)} (injected by XNAT)")
+        env["XNAT_HOST"] = self.settings.processing_url or self._server_url()
+        env["XNAT_USER"] = token["alias"]
+        env["XNAT_PASS"] = token["secret"]
+        env["XNAT_WORKFLOW_ID"] = str(workflow_id or "")
+        env["XNAT_EVENT_ID"] = str(workflow_id or "")
+        return env
+
+    def _tracking_labels(self, job: _Job, resolved: Resolved) -> dict[str, str]:
+        if job.workflow_id is None:
+            return {}
+        wf = self.workflow(job.workflow_id) or {}
+        return {"XNAT_DATATYPE": str(wf.get("data_type") or ""), "XNAT_PROJECT": str(wf.get("externalid") or ""),
+                "XNAT_ID": str(wf.get("id") or ""), "XNAT_USER_ID": job.user}
+
+    def _write_logs(self, cid: int, stdout: str, stderr: str) -> list[str]:
+        folder = self.store.archive_dir / "CONTAINER_EXEC" / str(cid) / "LOGS"
+        paths = []
+        for name, text in (("stdout.log", stdout), ("stderr.log", stderr)):
+            if text:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_text(text, encoding="utf-8")
+                paths.append(str(folder / name))
+        return paths
+
+    def log_text(self, container_id: int, stream: str) -> str | None:
+        """Stored (or, while running, live) stdout/stderr; None when there is none."""
+        record = self.container(container_id)
+        if record is None:
+            return None
+        for path in record.get("log-paths") or []:
+            if path.endswith(f"/{stream}.log"):
+                return Path(path).read_text(encoding="utf-8")
+        if record.get("container-id") and not record["status"].startswith(TERMINAL_PREFIXES):
+            try:
+                out, err = self.backend.logs(record["container-id"])
+                return out if stream == "stdout" else err
+            except Exception:
+                return None
+        return None
+
+
+def _secrets(command: Doc, resolved: Resolved) -> dict[str, str]:
+    """Command ``secrets`` (A.8): XNAT reads a JVM system property; xnatsim reads its own environment
+    variable of that name. A resolved input value containing a destination name fails the launch."""
+    out: dict[str, str] = {}
+    values = [v for v in [*resolved.wrapper_values.values(), *resolved.command_values.values()] if v]
+    for secret in command.get("secrets") or []:
+        source = (secret.get("source") or {}).get("identifier") or ""
+        dest = (secret.get("destination") or {}).get("identifier") or ""
+        if any(dest and dest in v for v in values):
+            raise ResolutionError(f'An input value contains the secret destination name "{dest}".')
+        if dest and source in os.environ:
+            out[dest] = os.environ[source]
+    return out
+
+
+def _inputs_record(command: Doc, wrapper: Doc, resolved: Resolved) -> list[Doc]:
+    sensitive = {i["name"] for i in [*command["inputs"], *wrapper["external-inputs"], *wrapper["derived-inputs"]]
+                 if i.get("sensitive")}
+    rows = []
+    kinds = {i["name"]: "wrapper-external" for i in wrapper["external-inputs"]}
+    kinds.update({i["name"]: "wrapper-derived" for i in wrapper["derived-inputs"]})
+    for name, value in resolved.wrapper_values.items():
+        rows.append({"type": kinds.get(name, "wrapper-external"), "name": name,
+                     "value": MASK if name in sensitive else value, "sensitive": name in sensitive})
+    for name, value in resolved.command_values.items():
+        rows.append({"type": "command", "name": name, "value": MASK if name in sensitive else value,
+                     "sensitive": name in sensitive})
+    return rows
+
+
+def _mount_record(mount: Any, paths: dict[str, Path]) -> Doc:
+    host = str(paths.get(mount.name, ""))
+    return {"name": mount.name, "writable": not mount.read_only, "container-path": mount.container_path,
+            "xnat-host-path": host, "container-host-path": host,
+            "input-files": [] if mount.source is None else [{"from-uri": None, "root-directory": mount.source}]}
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _now_text() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+

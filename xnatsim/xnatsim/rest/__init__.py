@@ -1,0 +1,1 @@
+"""XNAT's REST API families, one module each (registered in :data:`xnatsim.server.ROUTE_MODULES`)."""
