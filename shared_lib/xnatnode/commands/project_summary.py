@@ -1,0 +1,109 @@
+"""``xnatnode project-summary``: what a project holds (counts, volume, time) as summary.json,
+CSV tables and a self-contained summary.html, written to the output directory (XNAT uploads it as
+a project resource).
+
+Metadata comes from 3 bulk ``columns=`` listings; file counts and sizes from the mounted project
+archive (``--sizes mount``) or the resource listings (``--sizes rest``, one request per subject
+and per session, ``--workers`` at a time); see :mod:`xnatnode.listings` for the request bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from xnatnode.client import add_connection_arguments
+from xnatnode.listings import DEFAULT_WORKERS
+from xnatnode.runtime import add_runtime_arguments
+
+NAME = "project-summary"
+HELP = "Summarise a project's subjects, sessions, scans, files and sizes as JSON, CSV and HTML."
+
+#: XNAT's rule for project IDs (spec §0.6).
+PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _project_id(text: str) -> str:
+    if not PROJECT_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not an XNAT project ID (letters, digits, _ and - only): {text!r}"
+        )
+    return text
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"must be 1 to 32: {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", required=True, type=_project_id, metavar="ID",
+                        help="XNAT project ID")
+    parser.add_argument(
+        "--sizes", choices=("auto", "mount", "rest", "none"), default="auto",
+        help="where file counts and sizes come from: the mounted archive (--input), resource "
+        "listings over REST, or nowhere; auto = mount when --input holds the project's "
+        "sessions, else rest (default: auto)",
+    )
+    parser.add_argument(
+        "--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
+        help=f"REST requests in flight at most (default: {DEFAULT_WORKERS})",
+    )
+    add_connection_arguments(parser)
+    add_runtime_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from xnatnode import __version__
+    from xnatnode.client import connect_from_args
+    from xnatnode.listings import read_project
+    from xnatnode.reports import write_all
+    from xnatnode.runtime import Run, UsageError
+    from xnatnode.summary import summarise
+
+    with Run(NAME, args) as run:
+        if args.sizes == "mount" and not run.input_dir.is_dir():
+            raise UsageError(f"--sizes mount: input directory {run.input_dir} does not exist")
+        with connect_from_args(args) as conn:
+            run.connection = conn
+            started = dt.datetime.now(dt.UTC)
+            run.log.info("reading project %s (sizes: %s)", args.project, args.sizes)
+            try:
+                data = read_project(
+                    conn, args.project, sizes=args.sizes, input_dir=str(run.input_dir),
+                    workers=args.workers, progress=run.progress,
+                )
+            except FileNotFoundError as exc:
+                raise UsageError(str(exc)) from None
+            run.log.info(
+                "%d subjects, %d sessions, %d scans, %d resources (sizes from %s) in %d requests",
+                len(data.subjects), len(data.sessions), len(data.scans), len(data.resources),
+                data.sizes, conn.request_count,
+            )
+            report = summarise(
+                data,
+                generated=started,
+                source={
+                    "xnat_host": conn.host,
+                    "requests": conn.request_count,
+                    "generator": f"xnatnode {__version__} {NAME}",
+                },
+            )
+            paths = write_all(report, run.output_dir)
+            run.record["project"] = args.project
+            run.record["sizes"] = data.sizes
+            run.record["totals"] = report.summary["totals"]
+            run.record["complete"] = not data.skipped
+            if data.skipped:
+                run.log.warning("%d objects were deleted while being read; see gaps.skipped",
+                                len(data.skipped))
+            run.record["files_written"] = [p.name for p in paths]
+            run.log.info("wrote %s to %s", ", ".join(p.name for p in paths), run.output_dir)
+    return int(run.exit_code)

@@ -1,0 +1,581 @@
+"""Bulk reads of a project's metadata into typed records.
+
+A handful of ``columns=`` listings give every subject, session and scan of a project whatever its
+size (spec §0.2, §5.1); resource file counts and sizes come either from the resource listings'
+stored statistics (one request per parent, §7.1) or from the mounted project archive
+(:func:`read_archive`).  Commands other than project-summary reuse these records.
+
+Request cost of :func:`read_project` (S subjects, E sessions, E_img of them image sessions with
+scans, B resources whose statistics are blank):
+
+* metadata: 3 requests (subjects, sessions, one row per scan);
+* ``sizes="rest"``: + 1 (project resources) + S (subject resources) + E (session resources)
+  + E_img (``scans/ALL/resources``: every scan resource of a session, with ``cat_id`` = scan ID;
+  a server refusing the ``ALL`` scan set costs one request per scan instead) + B (files listing
+  of a resource without statistics);
+* ``sizes="mount"``: + 1 + S, the session and scan resources come from the mount (a session
+  whose folder is missing there is read over REST: 1-2 requests);
+* ``sizes="none"``: nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+from xnatnode.errors import NotFound, XnatError
+
+log = logging.getLogger(__name__)
+
+#: Where a resource hangs in the hierarchy.
+Level = Literal["project", "subject", "session", "scan"]
+LEVELS: tuple[Level, ...] = ("project", "subject", "session", "scan")
+
+#: Thread-pool bound for per-parent resource listings (keeps XNAT's load predictable).
+DEFAULT_WORKERS = 8
+
+#: Scan-level xpath columns of the bulk experiments listing (keys come back lower-cased).
+SCAN_XPATH = "xnat:imagescandata"
+SCAN_COLUMNS = ("id", "type", "series_description", "quality")
+
+
+class TableReader(Protocol):
+    """The part of :class:`xnatnode.client.Connection` the listings need."""
+
+    def get_table(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    id: str
+    label: str
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A subject assessor (image session or other) of the project."""
+
+    id: str
+    label: str
+    subject_id: str
+    xsi_type: str
+    date: dt.date | None = None
+    #: when the session was added to XNAT (``insert_date``), if the server says
+    inserted: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    session_id: str
+    id: str
+    type: str = ""
+    series_description: str = ""
+    quality: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One resource (catalog) with its file statistics; ``None`` where they are unknown.
+
+    ``owner_id`` is the project ID, subject ID or session ID (for session and scan resources);
+    ``scan_id`` is set for scan resources only.
+    """
+
+    level: Level
+    label: str
+    owner_id: str
+    scan_id: str = ""
+    file_count: int | None = None
+    file_size: int | None = None
+    resource_id: str = ""
+
+
+@dataclass(slots=True)
+class ProjectData:
+    """Everything :func:`read_project` learned about one project."""
+
+    project: str
+    subjects: list[Subject] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
+    scans: list[Scan] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    #: How sizes were obtained: "mount", "rest" or "none" (no resources read).
+    sizes: str = "none"
+    #: Objects listed at first but gone (404) when their resources were read.
+    skipped: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- value parsing
+
+
+def parse_int(value: str | None) -> int | None:
+    """An XNAT table value as an integer; ``None`` for blank or malformed values."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return int(float(text)) if "." in text or "e" in text.lower() else int(text)
+    except ValueError:
+        return None
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%Y/%m/%d", "%d.%m.%Y")
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    """An XNAT date (``YYYY-MM-DD``, ``MM/DD/YYYY`` or DICOM ``YYYYMMDD``); ``None`` if blank or odd."""
+    if not value:
+        return None
+    text = value.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", value.strip()) else value.strip()
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _get(row: Mapping[str, str], *keys: str) -> str:
+    """First present value among ``keys``, comparing keys case-insensitively."""
+    for key in keys:
+        if key in row:
+            return row[key] or ""
+    lowered = {k.lower(): v for k, v in row.items()}
+    for key in keys:
+        if key.lower() in lowered:
+            return lowered[key.lower()] or ""
+    return ""
+
+
+def _seg(value: str) -> str:
+    """A URL path segment."""
+    return quote(value, safe="")
+
+
+# --------------------------------------------------------------------------- metadata listings
+
+
+def list_subjects(conn: TableReader, project: str) -> list[Subject]:
+    """All subjects of ``project`` (one request; a missing project raises NotFound)."""
+    rows = conn.get_table(
+        f"/data/projects/{_seg(project)}/subjects",
+        {"columns": "ID,label,group", "limit": "*"},
+    )
+    subjects = {
+        _get(r, "ID"): Subject(id=_get(r, "ID"), label=_get(r, "label"), group=_get(r, "group"))
+        for r in rows
+        if _get(r, "ID")
+    }
+    return sorted(subjects.values(), key=lambda s: s.label)
+
+
+def list_sessions(conn: TableReader, project: str) -> list[Session]:
+    """All subject assessors of ``project`` with type, date and subject (one request)."""
+    rows = conn.get_table(
+        f"/data/projects/{_seg(project)}/experiments",
+        {"columns": "ID,label,xsiType,date,subject_ID,insert_date", "limit": "*"},
+    )
+    sessions: dict[str, Session] = {}
+    for r in rows:
+        sid = _get(r, "ID", "xnat:subjectassessordata/id")
+        if not sid or sid in sessions:
+            continue
+        sessions[sid] = Session(
+            id=sid,
+            label=_get(r, "label"),
+            subject_id=_get(r, "subject_ID", "xnat:subjectassessordata/subject_id"),
+            xsi_type=_get(r, "xsiType"),
+            date=parse_date(_get(r, "date")),
+            inserted=parse_date(_get(r, "insert_date")),
+        )
+    return sorted(sessions.values(), key=lambda s: s.label)
+
+
+def list_scans(conn: TableReader, project: str) -> list[Scan]:
+    """Every scan of the project's image sessions: one bulk request, one row per scan.
+
+    Sessions without scans come back once with blank scan columns and are skipped.
+    """
+    columns = ["ID", "label"] + [f"{SCAN_XPATH}/{c}" for c in SCAN_COLUMNS]
+    rows = conn.get_table(
+        f"/data/projects/{_seg(project)}/experiments",
+        {"xsiType": "xnat:imageSessionData", "columns": ",".join(columns), "limit": "*"},
+    )
+    scans: dict[tuple[str, str], Scan] = {}
+    for r in rows:
+        session_id = _get(r, "ID", "xnat:subjectassessordata/id", "xnat:imagesessiondata/id")
+        scan_id = _get(r, f"{SCAN_XPATH}/id")
+        if not session_id or not scan_id or (session_id, scan_id) in scans:
+            continue
+        scans[(session_id, scan_id)] = Scan(
+            session_id=session_id,
+            id=scan_id,
+            type=_get(r, f"{SCAN_XPATH}/type"),
+            series_description=_get(r, f"{SCAN_XPATH}/series_description"),
+            quality=_get(r, f"{SCAN_XPATH}/quality"),
+        )
+    return sorted(scans.values(), key=lambda s: (s.session_id, _scan_sort_key(s.id)))
+
+
+def _scan_sort_key(scan_id: str) -> tuple[int, str]:
+    return (int(scan_id), "") if scan_id.isdigit() else (1 << 30, scan_id)
+
+
+# --------------------------------------------------------------------------- resource listings
+
+
+def _resources_from_rows(
+    rows: Iterable[Mapping[str, str]], level: Level, owner_id: str, scan_id: str = ""
+) -> list[Resource]:
+    out: list[Resource] = []
+    for r in rows:
+        this_scan = scan_id
+        if level == "scan" and not this_scan:
+            this_scan = _get(r, "cat_id")
+        out.append(
+            Resource(
+                level=level,
+                label=_get(r, "label") or _get(r, "xnat_abstractresource_id"),
+                owner_id=owner_id,
+                scan_id=this_scan,
+                file_count=parse_int(_get(r, "file_count")),
+                file_size=parse_int(_get(r, "file_size")),
+                resource_id=_get(r, "xnat_abstractresource_id"),
+            )
+        )
+    return out
+
+
+def resource_parent_path(project: str, resource: Resource) -> str:
+    """The REST path of the object a resource hangs on."""
+    if resource.level == "project":
+        return f"/data/projects/{_seg(project)}"
+    if resource.level == "subject":
+        return f"/data/projects/{_seg(project)}/subjects/{_seg(resource.owner_id)}"
+    if resource.level == "session":
+        return f"/data/experiments/{_seg(resource.owner_id)}"
+    return f"/data/experiments/{_seg(resource.owner_id)}/scans/{_seg(resource.scan_id)}"
+
+
+def _fill_missing_stats(conn: TableReader, project: str, res: Resource) -> Resource:
+    """Count a resource's files from its files listing when its statistics are blank."""
+    ref = res.resource_id or res.label
+    rows = conn.get_table(
+        f"{resource_parent_path(project, res)}/resources/{_seg(ref)}/files"
+    )
+    sizes = [parse_int(_get(r, "Size")) for r in rows]
+    total = sum(s for s in sizes if s is not None)
+    return Resource(
+        level=res.level,
+        label=res.label,
+        owner_id=res.owner_id,
+        scan_id=res.scan_id,
+        file_count=len(rows),
+        file_size=total if all(s is not None for s in sizes) else None,
+        resource_id=res.resource_id,
+    )
+
+
+def _vanishing(
+    fn: Callable[[Any], list[Resource]],
+    name: Callable[[Any], str],
+    skipped: list[str] | None,
+) -> Callable[[Any], list[Resource]]:
+    """``fn`` that, when ``skipped`` is a list, records an object deleted meanwhile (404) there
+    instead of failing the whole read."""
+
+    def wrapped(item: Any) -> list[Resource]:
+        try:
+            return fn(item)
+        except NotFound:
+            if skipped is None:
+                raise
+            log.warning("%s disappeared while it was being read (404): skipped", name(item))
+            skipped.append(name(item))
+            return []
+
+    return wrapped
+
+
+def _map_bounded(
+    fn: Callable[[Any], list[Resource]],
+    items: Sequence[Any],
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[Resource]:
+    """Apply ``fn`` with at most ``workers`` requests in flight; keeps input order."""
+    out: list[Resource] = []
+    if not items:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        for result in pool.map(fn, items):
+            out.extend(result)
+            if progress is not None:
+                progress(1)
+    return out
+
+
+def list_project_resources(conn: TableReader, project: str) -> list[Resource]:
+    rows = conn.get_table(f"/data/projects/{_seg(project)}/resources")
+    return _resources_from_rows(rows, "project", project)
+
+
+def list_subject_resources(
+    conn: TableReader,
+    project: str,
+    subjects: Sequence[Subject],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Callable[[int], None] | None = None,
+    skipped: list[str] | None = None,
+) -> list[Resource]:
+    """Resources of every subject: one request per subject, ``workers`` at a time.
+    Subjects deleted meanwhile are appended to ``skipped`` (if given) instead of failing."""
+
+    def one(subject: Subject) -> list[Resource]:
+        rows = conn.get_table(
+            f"/data/projects/{_seg(project)}/subjects/{_seg(subject.id)}/resources"
+        )
+        return _resources_from_rows(rows, "subject", subject.id)
+
+    named = _vanishing(one, lambda sub: f"subject {sub.label}", skipped)
+    return _map_bounded(named, subjects, workers, progress)
+
+
+def list_session_resources(
+    conn: TableReader,
+    sessions: Sequence[Session],
+    scans: Sequence[Scan],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Callable[[int], None] | None = None,
+    skipped: list[str] | None = None,
+) -> list[Resource]:
+    """Session and scan resources: ``/resources`` plus, for sessions with scans,
+    ``/scans/ALL/resources`` (every scan resource with ``cat_id`` = scan ID) per session.
+
+    A server that refuses the ``ALL`` scan set (404/400) is asked once per scan instead
+    (``/scans/<id>/resources``), with a warning: correct, but one request per scan.
+    """
+    scans_of: dict[str, list[str]] = {}
+    for sc in scans:
+        scans_of.setdefault(sc.session_id, []).append(sc.id)
+    per_scan = {"fallback": False}
+
+    def scan_resources(session_id: str, base: str) -> list[Resource]:
+        if not per_scan["fallback"]:
+            try:
+                rows = conn.get_table(f"{base}/scans/ALL/resources")
+                return _resources_from_rows(rows, "scan", session_id)
+            except XnatError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                if not per_scan["fallback"]:
+                    log.warning("XNAT refused %s/scans/ALL/resources (%s): listing resources "
+                                "scan by scan (one request per scan)", base, exc.status)
+                per_scan["fallback"] = True
+        found: list[Resource] = []
+        for scan_id in scans_of[session_id]:
+            rows = conn.get_table(f"{base}/scans/{_seg(scan_id)}/resources")
+            found += _resources_from_rows(rows, "scan", session_id, scan_id)
+        return found
+
+    def one(session: Session) -> list[Resource]:
+        base = f"/data/experiments/{_seg(session.id)}"
+        found = _resources_from_rows(conn.get_table(f"{base}/resources"), "session", session.id)
+        if session.id in scans_of:
+            found += scan_resources(session.id, base)
+        return found
+
+    named = _vanishing(one, lambda ses: f"session {ses.label}", skipped)
+    return _map_bounded(named, sessions, workers, progress)
+
+
+def complete_statistics(
+    conn: TableReader,
+    project: str,
+    resources: Sequence[Resource],
+    *,
+    workers: int = DEFAULT_WORKERS,
+) -> list[Resource]:
+    """Replace resources with blank ``file_count``/``file_size`` by counts from their files
+    listing (one request per such resource; resources with statistics cost nothing)."""
+    missing = [i for i, r in enumerate(resources) if r.file_count is None or r.file_size is None]
+    if not missing:
+        return list(resources)
+    out = list(resources)
+    filled = _map_bounded(
+        lambda i: [_fill_missing_stats(conn, project, resources[i])],
+        missing,
+        workers,
+        None,
+    )
+    for i, res in zip(missing, filled, strict=True):
+        out[i] = res
+    return out
+
+
+# --------------------------------------------------------------------------- mounted archive
+
+#: XNAT writes one catalog file per resource at the resource folder's root; it is not data.
+CATALOG_SUFFIX = "_catalog.xml"
+
+
+def _count_files(directory: str) -> tuple[int, int]:
+    """Files and bytes below ``directory`` (recursive, symlinks not followed), catalogs excluded."""
+    files = 0
+    size = 0
+    stack = [(directory, True)]
+    while stack:
+        path, top = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, False))
+                    elif entry.is_file(follow_symlinks=True):
+                        if top and entry.name.endswith(CATALOG_SUFFIX):
+                            continue
+                        files += 1
+                        size += entry.stat(follow_symlinks=True).st_size
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+    return files, size
+
+
+def _subdirs(path: str) -> list[tuple[str, str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted((e.name, e.path) for e in it if e.is_dir(follow_symlinks=True))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def archive_root(input_dir: str, project: str) -> str:
+    """The folder holding session folders: ``input_dir`` itself (XNAT mounts the project's
+    current-arc folder, spec B.7), or its ``arc001``-style child or ``<project>/arc*``."""
+    candidates = [input_dir, os.path.join(input_dir, project)]
+    for base in candidates:
+        arcs = [p for name, p in _subdirs(base) if re.fullmatch(r"arc\d{3}", name)]
+        if arcs:
+            return arcs[0]
+    return input_dir
+
+
+def mounted_sessions(input_dir: str, project: str, sessions: Sequence[Session]) -> dict[str, str]:
+    """Session ID → its folder in the mounted archive, for sessions whose folder is present."""
+    root = archive_root(input_dir, project)
+    folders = dict(_subdirs(root))
+    found: dict[str, str] = {}
+    for s in sessions:
+        path = folders.get(s.label) or folders.get(s.id)
+        if path is not None:
+            found[s.id] = path
+    return found
+
+
+def read_archive(
+    session_dirs: Mapping[str, str],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[Resource]:
+    """Session and scan resources from session folders in XNAT's layout:
+    ``SCANS/<scan>/<RESOURCE>/…`` and ``RESOURCES/<label>/…`` (``ASSESSORS`` is not read)."""
+    out: list[Resource] = []
+    for session_id, path in session_dirs.items():
+        for label, res_dir in _subdirs(os.path.join(path, "RESOURCES")):
+            n, size = _count_files(res_dir)
+            out.append(Resource("session", label, session_id, "", n, size))
+        for scan_id, scan_dir in _subdirs(os.path.join(path, "SCANS")):
+            for label, res_dir in _subdirs(scan_dir):
+                n, size = _count_files(res_dir)
+                out.append(Resource("scan", label, session_id, scan_id, n, size))
+        if progress is not None:
+            progress(1)
+    return out
+
+
+# --------------------------------------------------------------------------- whole project
+
+SizesMode = Literal["auto", "mount", "rest", "none"]
+
+
+class ProgressFactory(Protocol):
+    """``run.progress`` of :class:`xnatnode.runtime.Run`: named counter with a total."""
+
+    def __call__(self, name: str, total: int) -> Any: ...
+
+
+def read_project(
+    conn: TableReader,
+    project: str,
+    *,
+    sizes: SizesMode = "auto",
+    input_dir: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: ProgressFactory | None = None,
+) -> ProjectData:
+    """Read a project's subjects, sessions, scans and resources.
+
+    ``sizes``: ``mount`` reads session and scan resources from ``input_dir`` (sessions missing
+    there fall back to REST), ``rest`` from resource listings, ``none`` skips resources,
+    ``auto`` uses the mount when ``input_dir`` holds at least one of the project's sessions.
+    """
+    data = ProjectData(project=project)
+    try:
+        data.subjects = list_subjects(conn, project)  # first: 404 for an unknown project
+    except NotFound as exc:
+        raise NotFound(
+            f"project {project} not found (or not visible to this user): {exc}",
+            status=exc.status, method=exc.method, url=exc.url,
+        ) from None
+    data.sessions = list_sessions(conn, project)
+    data.scans = list_scans(conn, project)
+    if sizes == "none":
+        data.sizes = "none"
+        return data
+
+    on_disk: dict[str, str] = {}
+    if sizes in ("auto", "mount") and input_dir:
+        on_disk = mounted_sessions(input_dir, project, data.sessions)
+    if sizes == "mount" and data.sessions and not on_disk:
+        raise FileNotFoundError(
+            f"--sizes mount: no session folder of project {project} under {input_dir}"
+        )
+    use_mount = sizes == "mount" or (sizes == "auto" and bool(on_disk))
+    data.sizes = "mount" if use_mount else "rest"
+
+    def counter(name: str, total: int) -> Callable[[int], None] | None:
+        if progress is None or total == 0:
+            return None
+        bar = progress(name, total=total)
+        return lambda k: bar.advance(k)
+
+    resources = list_project_resources(conn, project)
+    resources += list_subject_resources(
+        conn, project, data.subjects, workers=workers,
+        progress=counter("subject resources", len(data.subjects)), skipped=data.skipped,
+    )
+    if use_mount:
+        resources += read_archive(on_disk, progress=counter("sessions on mount", len(on_disk)))
+        rest = [s for s in data.sessions if s.id not in on_disk]
+    else:
+        rest = list(data.sessions)
+    resources += list_session_resources(
+        conn, rest, data.scans, workers=workers,
+        progress=counter("session resources", len(rest)), skipped=data.skipped,
+    )
+    data.resources = complete_statistics(conn, project, resources, workers=workers)
+    return data

@@ -1,0 +1,90 @@
+"""command-json/project-summary.json: valid for XNAT, consistent with the CLI and the version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xnatnode import __version__
+from xnatnode.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+COMMAND_JSON = REPO / "command-json" / "project-summary.json"
+
+
+@pytest.fixture(scope="module")
+def command() -> dict[str, Any]:
+    doc = json.loads(COMMAND_JSON.read_text("utf-8"))
+    assert isinstance(doc, list), "the org.nrg.commands label carries a JSON array (spec A.10)"
+    assert len(doc) == 1
+    cmd: dict[str, Any] = doc[0]
+    return cmd
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    raise AssertionError("no subcommands")
+
+
+def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
+    assert command["image"] == f"xnatnode/project-summary:{__version__}"
+    assert command["version"] == __version__
+
+
+def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
+    sub = _subparser("project-summary")
+    known = {opt for action in sub._actions for opt in action.option_strings}
+    line = shlex.split(command["command-line"])
+    assert line[0] == "project-summary"
+    flags = {tok for tok in line if tok.startswith("--")}
+    flags |= {i["command-line-flag"] for i in command["inputs"] if i.get("command-line-flag")}
+    assert flags, "no flags found"
+    assert flags <= known, f"flags unknown to the CLI: {sorted(flags - known)}"
+    for i in command["inputs"]:
+        if i.get("select-values"):
+            action = next(a for a in sub._actions if i["command-line-flag"] in a.option_strings)
+            assert set(i["select-values"]) == set(action.choices or ())
+
+
+def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
+    """The command line with every input at its default (project filled in) is accepted."""
+    line = command["command-line"]
+    for i in command["inputs"]:
+        value = "PRJ" if i["name"] == "project-id" else i.get("default-value", "")
+        rendered = f"{i['command-line-flag']} {value}" if value else ""
+        line = line.replace(i["replacement-key"], rendered)
+    args = build_parser().parse_args(shlex.split(line))
+    assert (args.command, args.project, args.sizes, args.workers) == ("project-summary", "PRJ", "auto", 8)
+    assert (str(args.input), str(args.output)) == ("/input", "/output")
+
+
+def test_container_contract(command: dict[str, Any]) -> None:
+    text = COMMAND_JSON.read_text("utf-8")
+    assert "XNAT_PASS" not in text
+    assert "XNAT_USER" not in text
+    assert command["override-entrypoint"] is False
+    assert command["reserve-memory"] <= command["limit-memory"]
+    wrapper = command["xnat"][0]
+    assert wrapper["contexts"] == ["xnat:projectData"]
+    mount = wrapper["external-inputs"][0]["provides-files-for-command-mount"]
+    assert {m["name"]: m["path"] for m in command["mounts"]}[mount] == "/input"
+    handler = wrapper["output-handlers"][0]
+    assert (handler["type"], handler["label"], handler["as-a-child-of"]) == ("Resource", "SUMMARY", "project")
+
+
+def test_passes_the_strict_validator() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xnatnode", "validate-command-json", "--strict", str(COMMAND_JSON)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
