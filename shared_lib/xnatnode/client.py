@@ -41,6 +41,7 @@ from xnatnode.errors import (
     Unreachable,
     XnatError,
 )
+from xnatnode.options import DEFAULT_RETRIES, DEFAULT_TIMEOUT, add_connection_arguments
 from xnatnode.redact import redact
 
 __all__ = [
@@ -65,8 +66,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: Longest wait between two attempts, whatever the back-off or Retry-After says.
 MAX_DELAY = 30.0
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 
 Verify = bool | str
@@ -618,31 +617,6 @@ def connect(
     return connection
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the XNAT connection flags. Passwords come only from ``XNAT_PASS`` or netrc."""
-    group = parser.add_argument_group(
-        "XNAT connection",
-        f"Credentials come from {ENV_USER}/{ENV_PASS} (set by the Container Service: an alias "
-        "token) or from the netrc file; a password is never a command-line flag.",
-    )
-    group.add_argument("--xnat-host", metavar="URL",
-                       help="XNAT base URL (default: $XNAT_HOST)")
-    group.add_argument("--xnat-user", metavar="USER",
-                       help=f"user or alias token (default: ${ENV_USER}, else the netrc login)")
-    tls = group.add_mutually_exclusive_group()
-    tls.add_argument("--ca-bundle", metavar="FILE",
-                     help="PEM file of CA certificates to verify XNAT's TLS certificate with")
-    tls.add_argument("--insecure", action="store_true",
-                     help="do not verify XNAT's TLS certificate (not recommended)")
-    group.add_argument("--timeout", metavar="SECONDS", type=_positive_float,
-                       default=DEFAULT_TIMEOUT,
-                       help=f"time-out of one request (default: {DEFAULT_TIMEOUT:g})")
-    group.add_argument("--retries", metavar="N", type=_non_negative_int, default=DEFAULT_RETRIES,
-                       help=f"retries of a failed idempotent request (default: {DEFAULT_RETRIES})")
-    group.add_argument("--netrc", metavar="FILE",
-                       help="netrc file with the password (default: $NETRC, else ~/.netrc)")
-
-
 def connect_from_args(args: argparse.Namespace) -> Connection:
     """:func:`connect` with the flags of :func:`add_connection_arguments`."""
     verify: Verify = True
@@ -658,23 +632,3 @@ def connect_from_args(args: argparse.Namespace) -> Connection:
         retries=getattr(args, "retries", DEFAULT_RETRIES),
         netrc_file=getattr(args, "netrc", None),
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import re
 
-from xnatnode.client import add_connection_arguments
 from xnatnode.listings import DEFAULT_WORKERS
+from xnatnode.options import add_connection_arguments, int_in_range
 from xnatnode.runtime import add_runtime_arguments
 
 NAME = "project-summary"
@@ -31,16 +31,6 @@ def _project_id(text: str) -> str:
     return text
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 32:
-        raise argparse.ArgumentTypeError(f"must be 1 to 32: {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", required=True, type=_project_id, metavar="ID",
                         help="XNAT project ID")
@@ -51,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sessions, else rest (default: auto)",
     )
     parser.add_argument(
-        "--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
+        "--workers", type=int_in_range(1, 32), default=DEFAULT_WORKERS, metavar="N",
         help=f"REST requests in flight at most (default: {DEFAULT_WORKERS})",
     )
     add_connection_arguments(parser)
