@@ -97,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
         wrappers: dict[str, int] = {}
         for image in images:
             saved = client.request("POST", "/xapi/docker/images/save", query={"image": image})
+            if not saved:  # a re-run on kept data: the label's commands are there already
+                saved = client.request("GET", "/xapi/commands", query={"image": image})
             if not saved:
-                print(f"{image}: no command saved (invalid label or duplicate)", file=sys.stderr)
+                print(f"{image}: no command saved (invalid label)", file=sys.stderr)
             for command in saved:
                 for wrapper in command["xnat"]:
                     client.request("PUT", f"/xapi/wrappers/{wrapper['id']}/enabled")

@@ -1,0 +1,130 @@
+"""Fixtures for tests that build the images and run them on the real Docker engine.
+
+Docker tests carry ``pytestmark = pytest.mark.docker`` and use the fixtures below. They run
+whenever the ``CI`` environment variable is set (and fail there when Docker is unavailable);
+elsewhere they skip when Docker is unavailable.
+
+``built_images`` runs ``./build.sh build`` once per session and returns ``{name: tag}`` for the
+base and every command image; ``base_image`` builds only the base (``./build.sh build base``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from xnatnode import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "build.sh"
+#: A cold debootstrap base plus pip downloads; cached rebuilds take seconds.
+BUILD_TIMEOUT_S = 1800
+RUN_TIMEOUT_S = 120
+
+
+def docker_problem() -> str | None:
+    """Why Docker cannot be used here, or None when the engine answers."""
+    if shutil.which("docker") is None:
+        return "docker is not installed"
+    try:
+        info = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "docker info timed out"
+    if info.returncode != 0:
+        return f"the Docker daemon is not reachable: {info.stderr.strip()[:300]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skips (fails when ``CI`` is set) unless a Docker engine answers."""
+    problem = docker_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but Docker is unavailable: {problem}")
+    pytest.skip(f"Docker unavailable: {problem}")
+
+
+def build(*args: str) -> subprocess.CompletedProcess[str]:
+    """``./build.sh build ARGS``, failing the test with the tail of its output on error."""
+    result = subprocess.run(
+        [str(BUILD_SH), "build", *args],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False, cwd=REPO,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"./build.sh build {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    """Tag of ``xnatnode/base:<version>``, built once per session."""
+    build("base")
+    return f"xnatnode/base:{__version__}"
+
+
+@pytest.fixture(scope="session")
+def built_images(base_image: str) -> dict[str, str]:
+    """``{name: tag}`` of the base (``"base"``) and every command image, built once."""
+    build()
+    version = __version__
+    names = sorted(
+        d.name for d in (REPO / "containers").iterdir() if d.is_dir() and d.name != "base"
+    )
+    return {"base": base_image, **{name: f"xnatnode/{name}:{version}" for name in names}}
+
+
+def _docker_run(
+    image: str, *args: str, options: Sequence[str] = (), timeout: float = RUN_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """``docker run --rm [OPTIONS] IMAGE ARGS`` with its output captured (never raises on status)."""
+    return subprocess.run(
+        ["docker", "run", "--rm", *options, image, *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def _image_config(image: str) -> dict[str, object]:
+    """The ``Config`` part of ``docker image inspect``."""
+    out = subprocess.run(
+        ["docker", "image", "inspect", image],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    config: dict[str, object] = json.loads(out)[0]["Config"]
+    return config
+
+
+def _image_labels(image: str) -> dict[str, str]:
+    labels = _image_config(image).get("Labels") or {}
+    assert isinstance(labels, dict)
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+@pytest.fixture(scope="session")
+def docker_run() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``docker_run(image, *args, options=(...), timeout=...)``: ``docker run --rm``, output captured."""
+    return _docker_run
+
+
+@pytest.fixture(scope="session")
+def image_config() -> Callable[[str], dict[str, object]]:
+    """``image_config(image)``: the ``Config`` part of ``docker image inspect``."""
+    return _image_config
+
+
+@pytest.fixture(scope="session")
+def image_labels() -> Callable[[str], dict[str, str]]:
+    """``image_labels(image)``: the image's labels."""
+    return _image_labels

@@ -1,0 +1,214 @@
+"""build.sh without images: argument handling, command JSON checks, clear errors, register.
+
+These run without Docker (they stop before it, or fake it); the image builds are tested in
+test_base_image.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from xnatnode import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "build.sh"
+
+
+def build_sh(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BUILD_SH), *args],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+    )
+
+
+def command(name: str, image: str) -> dict[str, Any]:
+    return {"name": name, "version": "1.0", "image": image, "type": "docker", "command-line": "--version"}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A containers/ dir holding a copy of the base folder, and an empty command-json/ dir."""
+    containers, jsondir = tmp_path / "containers", tmp_path / "command-json"
+    shutil.copytree(REPO / "containers" / "base", containers / "base")
+    jsondir.mkdir()
+    return containers, jsondir
+
+
+def build_tree(tree: tuple[Path, Path], *args: str) -> subprocess.CompletedProcess[str]:
+    containers, jsondir = tree
+    return build_sh("build", "--containers", str(containers), "--command-json", str(jsondir), *args)
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = build_sh("--help")
+    assert result.returncode == 0
+    for word in ("build", "test", "demo", "register", "--base-image", "--ca-bundle"):
+        assert word in result.stdout
+
+
+def test_unknown_option_is_refused() -> None:
+    result = build_sh("build", "--no-such-option")
+    assert result.returncode == 1
+    assert "unknown build option: --no-such-option" in result.stderr
+
+
+def test_image_folder_without_command_json_fails(tree: tuple[Path, Path]) -> None:
+    (tree[0] / "orphan").mkdir()
+    (tree[0] / "orphan" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    result = build_tree(tree)
+    assert result.returncode == 1
+    assert "containers/orphan/ has no command JSON" in result.stderr
+
+
+def test_command_json_without_image_folder_fails(tree: tuple[Path, Path]) -> None:
+    (tree[1] / "stray.json").write_text(json.dumps([command("stray", "xnatnode/stray:1")]))
+    result = build_tree(tree)
+    assert result.returncode == 1
+    assert "stray.json has no image folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[{", "not valid JSON"),
+        (json.dumps(command("probe", f"xnatnode/probe:{__version__}")), "must be a non-empty JSON array"),
+        ("[]", "must be a non-empty JSON array"),
+        (json.dumps([command("probe", "xnatnode/probe:latest")]), "has image 'xnatnode/probe:latest'"),
+    ],
+)
+def test_bad_command_json_stops_the_build(tree: tuple[Path, Path], content: str, message: str) -> None:
+    (tree[0] / "probe").mkdir()
+    (tree[1] / "probe.json").write_text(content)
+    result = build_tree(tree)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_a_stopped_docker_daemon_is_reported(tree: tuple[Path, Path], tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n"
+    )
+    (fake / "docker").chmod(0o755)
+    containers, jsondir = tree
+    result = build_sh(
+        "build", "--containers", str(containers), "--command-json", str(jsondir), "base",
+        env={"PATH": f"{fake}:{os.environ['PATH']}"},
+    )
+    assert result.returncode == 1
+    assert "the Docker daemon is not reachable" in result.stderr
+    assert "Cannot connect to the Docker daemon" in result.stderr
+
+
+def test_every_command_json_names_the_tag_build_sh_gives_it() -> None:
+    files = sorted((REPO / "command-json").glob("*.json"))
+    for path in files:
+        for cmd in json.loads(path.read_text()):
+            assert cmd["image"] == f"xnatnode/{path.stem}:{__version__}", path.name
+    folders = {d.name for d in (REPO / "containers").iterdir() if d.is_dir()} - {"base"}
+    assert folders == {p.stem for p in files}
+
+
+def test_scripts_pass_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (.ci/run installs it)")
+    result = subprocess.run(
+        ["shellcheck", str(BUILD_SH), str(REPO / ".ci" / "run")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+# --- register, against a stand-in for POST /xapi/commands on 127.0.0.1 ----------------------
+
+
+class _Commands(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
+    status: ClassVar[int] = 201
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append((self.path, self.headers.get("Authorization", ""), body))
+        reply = str(len(self.received)).encode() if self.status == 201 else b"Unauthorized"
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def xnat() -> Iterator[str]:
+    _Commands.received = []
+    _Commands.status = 201
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Commands)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def register(xnat: str, jsondir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return build_sh("register", "--xnat", xnat, "--user", "alice", "--command-json", str(jsondir), env=env)
+
+
+def test_register_posts_each_command_with_the_password_from_the_environment(
+    xnat: str, tmp_path: Path
+) -> None:
+    commands = [command("one", "xnatnode/probe:1"), command("two", "xnatnode/probe:1")]
+    (tmp_path / "probe.json").write_text(json.dumps(commands))
+    result = register(xnat, tmp_path, {"XNAT_PASS": "s3cret-pw"})
+    assert result.returncode == 0, result.stderr
+    expected_auth = "Basic " + base64.b64encode(b"alice:s3cret-pw").decode()
+    assert [(p, a) for p, a, _ in _Commands.received] == [("/xapi/commands", expected_auth)] * 2
+    assert [b for _, _, b in _Commands.received] == commands
+    assert "registered one 1.0" in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_register_reports_refused_credentials(xnat: str, tmp_path: Path) -> None:
+    _Commands.status = 401
+    (tmp_path / "probe.json").write_text(json.dumps([command("one", "xnatnode/probe:1")]))
+    result = register(xnat, tmp_path, {"XNAT_PASS": "wrong"})
+    assert result.returncode == 1
+    assert "XNAT refused the credentials of alice (HTTP 401)" in result.stderr
+
+
+def test_register_never_takes_the_password_from_argv(tmp_path: Path) -> None:
+    result = build_sh("register", "--xnat", "http://127.0.0.1:9", "--password", "x")
+    assert result.returncode == 1
+    assert "never taken from the command line" in result.stderr
+
+
+def test_register_without_password_or_terminal_fails_clearly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XNAT_PASS"}
+    result = subprocess.run(
+        [str(BUILD_SH), "register", "--xnat", "http://127.0.0.1:9", "--user", "alice"],
+        capture_output=True, text=True, timeout=60, check=False, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert "XNAT_PASS is not set and there is no terminal" in result.stderr
+
+
+def test_a_missing_ca_bundle_is_refused() -> None:
+    result = build_sh("build", "base", "--ca-bundle", "/nonexistent/ca.pem")
+    assert result.returncode == 1
+    assert "CA bundle /nonexistent/ca.pem does not exist" in result.stderr

@@ -1,0 +1,25 @@
+"""``python -m xnatsim demo``: the project's images added from their labels and project-summary run
+through the Container Service launch route, end to end on the real engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def test_demo_runs_project_summary(built_images: dict[str, str], tmp_path: Path) -> None:
+    assert "project-summary" in built_images
+    data = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "xnatsim", "demo", "--data", str(data)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "container 1: Complete (exit code 0)" in proc.stdout
+    report = data / "archive" / "DEMO" / "resources" / "SUMMARY" / "summary.html"
+    assert f"file: {report}" in proc.stdout
+    assert report.stat().st_size > 1000
+    assert "/data/projects/DEMO/resources/SUMMARY/files/summary.html" in proc.stdout

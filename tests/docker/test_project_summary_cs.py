@@ -1,0 +1,78 @@
+"""project-summary launched the way XNAT launches it: image label → command, enabled on the site and
+the project, launched on the project through xnatsim's Container Service, report uploaded as the
+project resource SUMMARY."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.docker
+
+KEYS = ("subjects", "sessions", "scans", "resources", "files", "bytes")
+TERMINAL = ("Complete", "Failed", "Killed")
+
+
+def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
+        if str(doc.get("status", "")).startswith(TERMINAL):
+            return doc
+        if time.monotonic() > deadline:
+            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
+        time.sleep(0.5)
+
+
+def test_launch_on_a_project_uploads_the_report(built_images: dict[str, str], tmp_path: Path) -> None:
+    from xnatsim.testing import running_server
+
+    from xnatsim import seed as seeder
+
+    tag = built_images["project-summary"]
+    with running_server(tmp_path / "data") as server:
+        truth = seeder.apply(server.store, "demo")["projects"]["DEMO"]
+        url = server.url
+        http = requests.Session()
+        http.auth = (server.user, server.password)
+        r = http.post(f"{url}/xapi/docker/images/save", params={"image": tag}, timeout=60)
+        assert r.status_code == 200, r.text
+        commands = http.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()
+        assert [c["name"] for c in commands] == ["project-summary"]
+        wrapper = commands[0]["xnat"][0]
+        wid = wrapper["id"]
+        for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/DEMO/wrappers/{wid}/enabled"):
+            assert http.put(url + path, timeout=30).status_code == 200
+        available = http.get(f"{url}/xapi/projects/DEMO/commands/available",
+                             params={"xsiType": "xnat:projectData"}, timeout=30).json()
+        assert any(a.get("wrapper-id") == wid and a.get("enabled") for a in available), available
+
+        server.reset_stats()
+        r = http.post(f"{url}/xapi/projects/DEMO/wrappers/{wid}/root/project/launch",
+                      json={"project": "/archive/projects/DEMO"}, timeout=60)
+        assert r.status_code == 200, r.text
+        launched = r.json()
+        assert launched["status"] == "success", launched
+        doc = _wait(http, url, launched["container-id"])
+        logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
+        assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+        assert "sizes from mount" in logs or "(sizes from mount)" in logs
+        assert server.password not in logs
+
+        rows = http.get(f"{url}/data/projects/DEMO/resources/SUMMARY/files",
+                        params={"format": "json"}, timeout=30).json()["ResultSet"]["Result"]
+        names = {row["Name"] for row in rows}
+        assert {"summary.json", "summary.html", "sessions.csv", "xnatnode-run.json"} <= names
+        summary = http.get(f"{url}/data/projects/DEMO/resources/SUMMARY/files/summary.json", timeout=30).json()
+        assert {k: summary["totals"][k] for k in KEYS} == {k: truth[k] for k in KEYS}
+        assert summary["source"]["sizes"] == "mount"
+        run = json.loads(http.get(f"{url}/data/projects/DEMO/resources/SUMMARY/files/xnatnode-run.json",
+                                  timeout=30).text)
+        assert run["status"] == "ok"
+        # mount mode: 3 listings + project resources + one per subject (+ sessions missing on disk)
+        assert run["request_count"] <= 4 + truth["subjects"] + 2 * truth["sessions"]
