@@ -251,3 +251,45 @@ def test_kill_a_running_container(env: dict[str, Any]) -> None:
     record = cs.wait(cid, 60)
     assert record["status"] == "Failed (Killed)"
     assert time.monotonic() < deadline
+
+
+def test_time_out_kills_the_container_and_revokes_its_token(env: dict[str, Any]) -> None:
+    import docker
+
+    server = env["server"]
+    cs = server.app.state["cs"]
+    cs.settings.timeout = 2.0
+    started = time.monotonic()
+    try:
+        record = _launch(env, env["sessions"][8], extra="--sleep 60")
+    finally:
+        cs.settings.timeout = 3600.0
+    assert record["status"] == "Failed (Killed)"
+    assert record["history"][-1]["message"] == "Killed after the time-out of 2 s"
+    assert time.monotonic() - started < 30
+    tokens = {t["alias"]: t for t in server.store.list_tokens("admin")}
+    assert tokens[record["token-alias"]]["enabled"] is False
+    with pytest.raises(docker.errors.NotFound):
+        docker.from_env().containers.get(record["container-id"])  # removed (auto-cleanup)
+
+
+def test_delete_an_image_and_its_commands(env: dict[str, Any], probe_image: str) -> None:
+    import docker
+
+    server, http = env["server"], env["http"]
+    client = docker.from_env()
+    spare = "xnatsim-test/cs-probe:delete-me"
+    client.images.get(probe_image).tag(spare)
+    try:
+        saved = http.post(server.url + "/xapi/docker/images/save", params={"image": spare}).json()
+        assert [c["image"] for c in saved] == [spare]
+        r = http.delete(f"{server.url}/xapi/docker/images/{requests.utils.quote(spare, safe='')}")
+        assert r.status_code == 204, r.text
+        assert [c["image"] for c in http.get(server.url + "/xapi/commands", params={"image": spare}).json()] == []
+        assert http.get(f"{server.url}/xapi/commands/{saved[0]['id']}").status_code == 404
+        assert http.get(f"{server.url}/xapi/commands/{env['command']['id']}").status_code == 200  # other tag kept
+        assert spare not in client.images.get(probe_image).tags  # only the tag went
+        assert http.delete(f"{server.url}/xapi/docker/images/{requests.utils.quote(spare, safe='')}").status_code == 404
+    finally:
+        if spare in client.images.get(probe_image).tags:
+            client.images.remove(spare)

@@ -104,11 +104,42 @@ def test_session_by_accession_id_and_unknown(store: Store, sessions: list[str]) 
         _resolve(store, _command(PROBE), "probe-session", {"session": "/archive/experiments/NOPE"})
 
 
-@pytest.mark.parametrize("bad", ["a;b", "x && y", "f(x)", "`id`", "a || b"])
-def test_illegal_values_refused(store: Store, sessions: list[str], bad: str) -> None:
-    with pytest.raises(ResolutionError, match="illegal string"):
+def test_an_object_of_another_type_gives_no_value(store: Store, sessions: list[str]) -> None:
+    """A project URI (or id) is not a Session; nor is a session a Project: the input stays unresolved."""
+    for value in ("/archive/projects/RES", "RES", f"/archive/experiments/{sessions[0]}/scans/1"):
+        with pytest.raises(ResolutionError, match=r"Missing values for required inputs: session,"):
+            _resolve(store, _command(PROBE), "probe-session", {"session": value})
+    project_cmd = {**PROBE, "xnat": [{"name": "on-project", "external-inputs": [
+        {"name": "project", "type": "Project", "provides-files-for-command-mount": "in"}]}]}
+    res = _resolve(store, _command(project_cmd), "on-project", {"project": "/archive/projects/RES", "label": "x"})
+    assert res.wrapper_values["project"] == "/archive/projects/RES"
+    with pytest.raises(ResolutionError, match="Missing values for required input"):
+        _resolve(store, _command(project_cmd), "on-project",
+                 {"project": f"/archive/experiments/{sessions[0]}", "label": "x"})
+
+
+@pytest.mark.parametrize(("bad", "found"), [("a;b", ";"), ("x && y", "&&"), ("f(x)", "("), ("`id`", "`"),
+                                            ("a || b", "||")])
+def test_illegal_values_refused(store: Store, sessions: list[str], bad: str, found: str) -> None:
+    with pytest.raises(ResolutionError) as refused:
         _resolve(store, _command(PROBE), "probe-session",
                  {"session": f"/archive/experiments/{sessions[0]}", "mode": bad})
+    assert str(refused.value) == f'Input "mode" has a value containing illegal string "{found}".'
+
+
+def test_xnat_messages_for_missing_and_unresolvable_inputs(store: Store, sessions: list[str]) -> None:
+    session = f"/archive/experiments/{sessions[0]}"
+    doc = json.loads(json.dumps(PROBE))
+    doc["inputs"].append({"name": "needed", "replacement-key": "#NEEDED#", "required": True})
+    with pytest.raises(ResolutionError) as one:
+        _resolve(store, _command(doc), "probe-session", {"session": session})
+    assert str(one.value) == "Missing values for required input: needed."
+    doc = json.loads(json.dumps(PROBE))
+    doc["xnat"][0]["derived-inputs"][1]["matcher"] = "@.scan-type == 'FLAIR'"  # no scan matches
+    with pytest.raises(ResolutionError) as none:
+        _resolve(store, _command(doc), "probe-session", {"session": session})
+    assert str(none.value) == ('Input "scan" could not be resolved for this item. You might check the JSONPath '
+                               "matchers in command.json and confirm that this item has Scan data.")
 
 
 def test_illegal_substring_from_archive_data(store: Store, sessions: list[str]) -> None:
@@ -133,8 +164,10 @@ def test_matcher_and_overlay(store: Store, sessions: list[str]) -> None:
 
 def test_derived_scan_ambiguity_fails_when_required(store: Store, sessions: list[str]) -> None:
     store.put_scan(sessions[0], "2", "xnat:mrScanData", {"type": "T1w"})
-    with pytest.raises(ResolutionError, match="does not have a unique, resolved value"):
+    with pytest.raises(ResolutionError) as ambiguous:
         _resolve(store, _command(PROBE), "probe-session", {"session": f"/archive/experiments/{sessions[0]}"})
+    assert str(ambiguous.value) == ('Input "scan"  does not have a unique, resolved value and multiple = true '
+                                    "is not set in command.json.")
     res = _resolve(store, _command(PROBE), "probe-session",
                    {"session": f"/archive/experiments/{sessions[0]}", "scan": "2"})  # a value picks one
     assert res.command_line.endswith("--scan=2")

@@ -174,6 +174,37 @@ class DockerBackend:
             raise LookupError(f"Image {image} not found on the Docker server.") from exc
         return str(img.id), dict(img.labels or {})
 
+    def remove_image(self, ref: str, force: bool = False) -> tuple[str, list[str]]:
+        """Remove a local image (by id or name:tag), or only that tag when the image has others.
+
+        Returns the image id and the names no longer on the engine.
+        """
+        import docker.errors
+
+        try:
+            img = self.client.images.get(ref)
+        except docker.errors.ImageNotFound as exc:
+            raise LookupError(f"Image {ref} not found on the Docker server.") from exc
+        image_id, tags = str(img.id), list(img.tags)
+        try:
+            self.client.images.remove(ref, force=force)
+        except docker.errors.APIError as exc:
+            raise LaunchError(f"Docker refused to remove {ref}: {exc.explanation or exc}") from exc
+        try:
+            left = list(self.client.images.get(image_id).tags)
+        except docker.errors.ImageNotFound:
+            left = []
+        return image_id, [t for t in tags if t not in left]
+
+    def has_image(self, ref: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
     def list_images(self) -> list[Doc]:
         return [
             {"image-id": img.id, "tags": list(img.tags), "size": img.attrs.get("Size"),
@@ -199,9 +230,20 @@ class DockerBackend:
         return str(container.id)
 
     def wait(self, container_id: str, timeout: float | None = None) -> tuple[int | None, bool]:
-        """Block until the container exits; returns (exit code, OOM-killed)."""
+        """Block until the container exits; returns (exit code, OOM-killed).
+
+        Raises :class:`TimeoutError` when it is still running after ``timeout`` seconds.
+        """
+        import requests.exceptions
+
         container = self.client.containers.get(container_id)
-        result = container.wait(timeout=timeout)
+        try:
+            result = container.wait(timeout=timeout)
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            container.reload()
+            if container.status in ("running", "created", "restarting", "paused"):
+                raise TimeoutError(f"container {container_id} still running after {timeout} s") from exc
+            raise
         container.reload()
         oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
         code = result.get("StatusCode")

@@ -1,4 +1,4 @@
-"""``python -m xnatsim images``: add Docker images (their ``org.nrg.commands`` label) and list them."""
+"""``python -m xnatsim images``: add Docker images (their ``org.nrg.commands`` label), list or delete them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 NAME = "images"
-HELP = "add local Docker images to the Container Service (reads org.nrg.commands) or list them"
+HELP = "add local Docker images to the Container Service (reads org.nrg.commands), list or delete them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(add)
     listing = sub.add_parser("list", help="images with their commands")
     add_connection_arguments(listing)
+    delete = sub.add_parser("delete", help="remove an image from the engine and its commands "
+                                           "(DELETE /xapi/docker/images/{id})")
+    delete.add_argument("image", help="image name with tag, or image id")
+    delete.add_argument("--force", action="store_true", help="also when containers use it or it has other tags")
+    add_connection_arguments(delete)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +34,13 @@ def run(args: argparse.Namespace) -> int:
                 for summary in client.request("GET", "/xapi/docker/image-summaries"):
                     names = ", ".join(f"{c['name']} (id {c['id']})" for c in summary["commands"])
                     print(f"{summary['names'][0]}: {names}")
+                return 0
+            if args.action == "delete":
+                from urllib.parse import quote
+
+                client.request("DELETE", f"/xapi/docker/images/{quote(args.image, safe='')}",
+                               query={"force": "true"} if args.force else None)
+                print(f"{args.image}: removed, with its commands")
                 return 0
             status = 0
             for image in args.image:

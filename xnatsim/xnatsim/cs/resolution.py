@@ -55,6 +55,8 @@ _CHILDREN: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("Resource", "File"): ("files", ("uri",)),
     ("Resource", "File[]"): ("files", ("uri",)),
 }
+#: input types whose value must load as an object of that same kind
+_TYPED_BY_KIND = {"Project", "ProjectAsset", "Subject", "SubjectAssessor", "Session", "Scan", "Assessor", "Resource"}
 _RESOURCE_PARENTS = {"Project", "ProjectAsset", "Subject", "SubjectAssessor", "Session", "Scan", "Assessor"}
 #: upward derivations: (child type, wanted type) → the property holding the parent's id.
 _UPWARD: dict[tuple[str, str], str] = {
@@ -157,22 +159,31 @@ def apply_overlay(command: Doc, wrapper_name: str, config: Mapping[str, Any] | N
     return cmd, wrapper
 
 
+def _of_type(obj: Doc | None, itype: str) -> Doc | None:
+    """``obj`` if it is an object of the input's type (XNAT loads a URI as that type; another kind
+    of object does not convert, so the input gets no value)."""
+    if obj is None or itype not in _TYPED_BY_KIND:
+        return obj
+    kind = obj.get("type")
+    return obj if kind == itype or (itype == "SubjectAssessor" and kind == "Session") else None
+
+
 def _obj_from_value(inp: Doc, value: str, loader: Loader) -> Doc | None:
     itype = inp["type"]
     children = bool(inp.get("load-children", True))
     if value.startswith("/"):
         uri = value if value.startswith("/archive") else "/archive" + value
-        return loader.load(uri, children=children)
+        return _of_type(loader.load(uri, children=children), itype)
     if value.startswith("{"):
         try:
             parsed = json.loads(value)
         except ValueError as exc:
             raise ResolutionError(f'input "{inp["name"]}": cannot parse object JSON') from exc
         ref = parsed.get("uri") if isinstance(parsed, dict) else None
-        return loader.load(ref, children=children) if isinstance(ref, str) else None
+        return _of_type(loader.load(ref, children=children), itype) if isinstance(ref, str) else None
     if itype == "Scan":
         return None  # a Scan has no id lookup: it must be given as a URI
-    return loader.by_id(itype, value, children=children)
+    return _of_type(loader.by_id(itype, value, children=children), itype)
 
 
 def _matcher_ok(matcher: str | None, obj: Any, raw: Mapping[str, str]) -> bool:
@@ -241,8 +252,9 @@ def resolve(
     wvalues: dict[str, str | None] = {}
     wlists: dict[str, list[str]] = {}
     objects: dict[str, Doc] = {}
-    errors: list[str] = []
+    #: derived XNAT-typed inputs whose resolved parent gives several candidates, or none
     ambiguous: list[str] = []
+    unresolved: list[str] = []
     wrapper_inputs = {i["name"]: i for i in [*wrapper["external-inputs"], *wrapper["derived-inputs"]]}
 
     def carets(text: str | None) -> str | None:
@@ -296,6 +308,8 @@ def resolve(
                     value = texts[0] if texts else None
                 elif len(candidates) > 1:
                     ambiguous.append(name)
+                else:
+                    unresolved.append(name)
         wvalues[name] = carets(value)
         raw[inp["replacement-key"]] = wvalues[name] or ""
 
@@ -341,20 +355,24 @@ def resolve(
         for piece in wlists.get(name, [val] if val is not None else []):
             bad = find_illegal(piece)
             if bad is not None:
-                raise ResolutionError(
-                    f'Input "{name}" has a value containing illegal string "{bad}": {piece}'
-                )
-    errors += [
-        f'Input "{name}" does not have a unique, resolved value.'
-        for name in ambiguous
-        if wrapper_inputs[name].get("required")
-    ]
-    missing = [n for n, i in wrapper_inputs.items() if i.get("required") and wvalues.get(n) is None and n not in ambiguous]
+                # XNAT's message (checkForIllegalInputValue), without the value
+                raise ResolutionError(f'Input "{name}" has a value containing illegal string "{bad}".')
+    # XNAT stops at the first required derived input without a unique value (findUniqueResolvedValues;
+    # the double space is XNAT's) ...
+    for name in [*ambiguous, *unresolved]:
+        if wrapper_inputs[name].get("required"):
+            if name in ambiguous:
+                raise ResolutionError(f'Input "{name}"  does not have a unique, resolved value and multiple = true '
+                                      "is not set in command.json.")
+            raise ResolutionError(
+                f'Input "{name}" could not be resolved for this item. You might check the JSONPath matchers in '
+                f'command.json and confirm that this item has {wrapper_inputs[name]["type"]} data.')
+    # ... then lists every required input left without a value
+    missing = [n for n, i in wrapper_inputs.items() if i.get("required") and wvalues.get(n) is None]
     missing += [i["name"] for i in command["inputs"] if i.get("required") and cvalues.get(i["name"]) is None]
     if missing:
-        errors.append("Missing values for required input(s): " + ", ".join(missing) + ".")
-    if errors:
-        raise ResolutionError(" ".join(errors))
+        raise ResolutionError(
+            f"Missing values for required input{'' if len(missing) == 1 else 's'}: {', '.join(missing)}.")
 
     command_line = carets(substitute(command.get("command-line"), cl_map))
     if command_line is None:

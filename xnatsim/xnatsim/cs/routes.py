@@ -7,6 +7,7 @@ import json
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+from xnatsim.cs.backend import LaunchError
 from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.images import save_image_commands
 from xnatsim.cs.registry import CommandError, Registry
@@ -107,6 +108,22 @@ def register(router: Router) -> None:
         except LookupError as exc:
             raise HTTPError(404, str(exc)) from exc
         return Response.json(saved)
+
+    @router.route("DELETE", "/xapi/docker/images/{id}")
+    def delete_image(request: Request) -> Response:
+        """Remove the image from the engine, and the commands XNAT holds for it (``removeImageById``)."""
+        _require_manager(request)
+        cs = service(request)
+        try:
+            image_id, gone = cs.backend.remove_image(request.params["id"], force=request.query.flag("force"))
+        except LookupError as exc:
+            raise HTTPError(404, str(exc)) from exc
+        except LaunchError as exc:
+            raise HTTPError(500, str(exc)) from exc
+        for command in cs.registry.commands():
+            if command.get("image") in gone or (command.get("hash") == image_id and not cs.backend.has_image(image_id)):
+                cs.registry.delete(command["id"])
+        return Response.empty(204)
 
     @router.route("GET", "/xapi/docker/images")
     def list_images(request: Request) -> Response:

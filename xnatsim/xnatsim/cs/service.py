@@ -8,6 +8,7 @@ every status in the container's history and its workflow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -113,6 +114,7 @@ class _Job:
     project: str | None
     workflow_id: int | None
     killed: bool = False
+    kill_reason: str = "Killed by request"
     docker_id: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -145,6 +147,7 @@ class ContainerService:
         self._jobs: dict[int, _Job] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Doc], None]] = []
+        self._recover_orphans()
 
     def save_settings(self, doc: Mapping[str, Any]) -> None:
         self.settings.update(doc)
@@ -222,11 +225,16 @@ class ContainerService:
     def kill(self, container_id: int) -> Doc:
         with self._lock:
             job = self._jobs.get(container_id)
-        if job is None or job.done.is_set():
+        current = self.container(container_id) or {}
+        if job is None or job.done.is_set() or current.get("status") == "Finalizing":
             raise LaunchRefused(f"Container {container_id} is not running.", 400)
         job.killed = True
         if job.docker_id:
-            self.backend.kill(job.docker_id)
+            try:
+                self.backend.kill(job.docker_id)
+            except LaunchError as exc:  # it exited meanwhile: its exit code decides
+                job.killed = False
+                raise LaunchRefused(f"Container {container_id} is not running: {exc}", 400) from exc
         record = self.container(container_id)
         assert record is not None
         return record
@@ -238,6 +246,31 @@ class ContainerService:
         if wait:
             for worker in self._workers:
                 worker.join()
+
+    def _recover_orphans(self) -> None:
+        """Containers a previous xnatsim process left unfinished (stopped while queued or running).
+
+        Nothing can finalize them any more (their queue and resolution died with that process), so
+        they end as ``Failed (Orphaned)``: their alias token is revoked, a Docker container still
+        present is removed, and so are their build directories (with auto-cleanup).
+        """
+        for record in self.containers(nonfinalized=True):
+            if _alive(record.get("xnatsim-pid")):
+                continue  # another xnatsim process on the same data folder is running it
+            if record.get("token-alias"):
+                self.store.revoke_token(record["token-alias"])
+            if record.get("container-id"):
+                try:
+                    self.backend.remove(record["container-id"])
+                except Exception:  # no engine now: nothing left to clean up on it
+                    log.warning("could not remove orphaned container %s", record["container-id"])
+            if self.settings.auto_cleanup:
+                for mount in record.get("mounts") or []:
+                    folder = Path(mount.get("xnat-host-path") or "")
+                    if mount.get("writable") and folder.parent == self.store.build_dir:
+                        shutil.rmtree(folder, ignore_errors=True)
+            self._update(record["id"], "Failed (Orphaned)",
+                         f"xnatsim stopped while the container was {record['status']}")
 
     def _start_workers(self) -> None:
         with self._lock:
@@ -303,6 +336,7 @@ class ContainerService:
             "inputs": [], "outputs": [], "log-paths": [], "exit-code": None,
             "reserve-memory": command.get("reserve-memory"), "limit-memory": command.get("limit-memory"),
             "limit-cpu": command.get("limit-cpu"), "auto-remove": bool(command.get("auto-remove")),
+            "xnatsim-pid": os.getpid(),
             "history": [{"status": "Queued", "entity-type": "system", "entity-id": None,
                          "time-recorded": now, "external-timestamp": None, "message": None,
                          "exitCode": None}],
@@ -383,11 +417,15 @@ class ContainerService:
 
     def _run(self, job: _Job) -> None:
         cid = job.container_id
+        if job.killed:
+            self._update(cid, "Failed (Killed)", "Killed by request before it started")
+            return
         self._update(cid, "Staging")
         config = self.registry.config(job.wrapper["id"], job.project)
         try:
             command, wrapper = apply_overlay(job.command, job.wrapper["name"], config)
             resolved = resolve(command, wrapper, job.params, self.loader)
+            self._check_permissions(job.user, resolved)
         except (ResolutionError, StoreError) as exc:
             self._update(cid, "Failed (Command resolution)", str(exc))
             return
@@ -421,7 +459,14 @@ class ContainerService:
             self._update(cid, "Running", fields={"container-id": docker_id})
             if job.killed:
                 self.backend.kill(docker_id)
-            exit_code, oom = self.backend.wait(docker_id, timeout=self.settings.timeout)
+            try:
+                exit_code, oom = self.backend.wait(docker_id, timeout=self.settings.timeout)
+            except TimeoutError:
+                with contextlib.suppress(LaunchError):  # it may have exited meanwhile
+                    self.backend.kill(docker_id)
+                exit_code, oom = self.backend.wait(docker_id, timeout=60)
+                job.killed = True
+                job.kill_reason = f"Killed after the time-out of {self.settings.timeout:g} s"
             self._update(cid, "Finalizing", fields={"exit-code": exit_code})
             stdout, stderr = self.backend.logs(docker_id)
             self._update(cid, None, fields={"log-paths": self._write_logs(cid, stdout, stderr)})
@@ -446,7 +491,7 @@ class ContainerService:
     def _finalize(self, job: _Job, resolved: Resolved, mount_paths: dict[str, Path], exit_code: int | None, oom: bool) -> None:
         cid = job.container_id
         if job.killed:
-            self._update(cid, "Failed (Killed)", "Killed by request")
+            self._update(cid, "Failed (Killed)", job.kill_reason)
             return
         if oom:
             self._update(cid, "Failed (Oom)", "The container ran out of memory")
@@ -468,6 +513,29 @@ class ContainerService:
             self._update(cid, "Failed (Upload)", "; ".join(r.message for r in failed), fields={"outputs": outputs})
         else:
             self._update(cid, "Complete", None, fields={"outputs": outputs})
+
+    def _check_permissions(self, user: str, resolved: Resolved) -> None:
+        """The launching user must be able to read every object an input resolved to (B.2), and
+        (plugin 3.2+) edit the parent of every output handler: XNAT fails such a launch at
+        command resolution, before any container runs, rather than at upload."""
+        from xnatsim.access import can
+
+        def project_of(obj: Doc) -> Any:
+            ident = obj.get("id") if obj.get("type") == "Project" else obj.get("project-id")
+            return self.store.get_project(str(ident)) if ident else None
+
+        for name, obj in resolved.objects.items():
+            project = project_of(obj)
+            if project is not None and not can(self.store, user, project, "read"):
+                raise ResolutionError(
+                    f'Input "{name}": user {user} does not have access to {obj.get("uri") or project.id}.')
+        for out in resolved.outputs:
+            parent = resolved.objects.get(out.parent_input)
+            project = project_of(parent) if parent is not None else None
+            if project is not None and not can(self.store, user, project, "edit"):
+                raise ResolutionError(
+                    f'Output handler "{out.handler}": user {user} cannot edit {parent.get("uri") if parent else ""} '
+                    f'(as-a-child-of "{out.parent_input}").')
 
     def _prepare_mounts(self, command: Doc, resolved: Resolved) -> tuple[dict[str, Path], list[Bind], list[Path]]:
         """Create output build dirs (and writable copies); the binds as Docker sees them."""
@@ -568,6 +636,19 @@ class ContainerService:
             except Exception:
                 return None
         return None
+
+
+def _alive(pid: Any) -> bool:
+    """Whether ``pid`` is another process that still runs (the one that queued a container)."""
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _secrets(command: Doc, resolved: Resolved) -> dict[str, str]:
