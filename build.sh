@@ -527,9 +527,13 @@ for path in paths:
             print(f"registered {label}: id {body}")
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace").strip()[:500]
-            if exc.code in (401, 403):
+            if exc.code == 401:
                 sys.exit(f"build.sh: error: XNAT refused the credentials of {os.environ['XNAT_USER']} "
-                         f"(HTTP {exc.code}); registering commands needs the Container Manager role")
+                         "(HTTP 401): check the user name and password")
+            if exc.code == 403:
+                sys.exit(f"build.sh: error: {os.environ['XNAT_USER']} may not add commands (HTTP 403): "
+                         "registering commands needs the Container Manager role (site admin before "
+                         "XNAT 1.9.2)")
             failed += 1
             print(f"build.sh: {label} not registered: HTTP {exc.code} {body}", file=sys.stderr)
         except (urllib.error.URLError, OSError) as exc:

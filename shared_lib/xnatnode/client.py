@@ -272,7 +272,9 @@ class Connection:
         why = _why(exc, timeout or self.timeout)
         message = f"cannot reach XNAT at {self.host} ({method} {shown}{tries}): {why}"
         hostname = urlsplit(self.host).hostname or ""
-        if _is_local(hostname) and running_in_container():
+        # A read time-out means something listening answered the connection: not the hint's case.
+        if (_is_local(hostname) and running_in_container()
+                and not isinstance(exc, requests.ReadTimeout)):
             message += (
                 f". {hostname} inside a container is the container itself, not the XNAT server:"
                 " set XNAT's Processing URL (Administer > Site Administration > Pipeline Settings)"
@@ -500,15 +502,23 @@ def _shown(url: str, host: str) -> str:
     return url[len(host):] if url.startswith(host) else url
 
 
+_STATUS_PAGE_BOILERPLATE = re.compile(
+    r"You can get technical details\s+here\s*\.|Please continue your visit at our\s+home page\s*\.",
+    re.IGNORECASE,
+)
+
+
 def _body_excerpt(response: requests.Response, limit: int = 300) -> str:
     """A short plain-text excerpt of an error body (HTML tags dropped)."""
     try:
         text = response.text
     except Exception:  # a body that cannot be read adds nothing to the message
         return ""
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+    text = re.sub(r"(?is)<(script|style|head)\b.*?</\1>", " ", text)
     text = re.sub(r"<[^>]+>", " ", text)
-    text = " ".join(text.split())
+    # The boilerplate of Restlet's status page, which XNAT sends with most error statuses.
+    text = _STATUS_PAGE_BOILERPLATE.sub(" ", text)
+    text = re.sub(r"\s+([.,;:])", r"\1", " ".join(text.split()))
     return text[:limit] + ("..." if len(text) > limit else "")
 
 

@@ -434,7 +434,8 @@ CATALOG_SUFFIX = "_catalog.xml"
 
 
 def _count_files(directory: str) -> tuple[int, int]:
-    """Files and bytes below ``directory`` (recursive, symlinks not followed), catalogs excluded."""
+    """Files and bytes below ``directory`` (recursive, symlinks not followed), catalogs excluded.
+    A folder that cannot be read raises :class:`PermissionError` (a count without it is wrong)."""
     files = 0
     size = 0
     stack = [(directory, True)]
@@ -450,16 +451,22 @@ def _count_files(directory: str) -> tuple[int, int]:
                             continue
                         files += 1
                         size += entry.stat(follow_symlinks=True).st_size
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
             continue
     return files, size
 
 
-def _subdirs(path: str) -> list[tuple[str, str]]:
+def _subdirs(path: str, *, strict: bool = False) -> list[tuple[str, str]]:
+    """Sub-folders of ``path`` (none if it is missing); ``strict``: an unreadable ``path``
+    raises :class:`PermissionError` instead of looking empty."""
     try:
         with os.scandir(path) as it:
             return sorted((e.name, e.path) for e in it if e.is_dir(follow_symlinks=True))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError:
+        if strict:
+            raise
         return []
 
 
@@ -486,22 +493,41 @@ def mounted_sessions(input_dir: str, project: str, sessions: Sequence[Session]) 
     return found
 
 
+def _read_session_folder(session_id: str, path: str) -> list[Resource]:
+    found: list[Resource] = []
+    for label, res_dir in _subdirs(os.path.join(path, "RESOURCES"), strict=True):
+        n, size = _count_files(res_dir)
+        found.append(Resource("session", label, session_id, "", n, size))
+    for scan_id, scan_dir in _subdirs(os.path.join(path, "SCANS"), strict=True):
+        for label, res_dir in _subdirs(scan_dir, strict=True):
+            n, size = _count_files(res_dir)
+            found.append(Resource("scan", label, session_id, scan_id, n, size))
+    return found
+
+
 def read_archive(
     session_dirs: Mapping[str, str],
     *,
     progress: Callable[[int], None] | None = None,
+    unreadable: list[str] | None = None,
 ) -> list[Resource]:
     """Session and scan resources from session folders in XNAT's layout:
-    ``SCANS/<scan>/<RESOURCE>/…`` and ``RESOURCES/<label>/…`` (``ASSESSORS`` is not read)."""
+    ``SCANS/<scan>/<RESOURCE>/…`` and ``RESOURCES/<label>/…`` (``ASSESSORS`` is not read).
+
+    A session with a folder this user may not read (the archive's owner and modes) is left out
+    whole and its ID appended to ``unreadable``; without that list the PermissionError is raised.
+    """
     out: list[Resource] = []
     for session_id, path in session_dirs.items():
-        for label, res_dir in _subdirs(os.path.join(path, "RESOURCES")):
-            n, size = _count_files(res_dir)
-            out.append(Resource("session", label, session_id, "", n, size))
-        for scan_id, scan_dir in _subdirs(os.path.join(path, "SCANS")):
-            for label, res_dir in _subdirs(scan_dir):
-                n, size = _count_files(res_dir)
-                out.append(Resource("scan", label, session_id, scan_id, n, size))
+        try:
+            out += _read_session_folder(session_id, path)
+        except PermissionError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(session_id)
+            if len(unreadable) <= 5:  # the first few name the folder; read_project says how many
+                log.warning("cannot read %s on the mount (%s, uid %d): session %s is read over "
+                            "REST", exc.filename or path, exc.strerror, os.getuid(), session_id)
         if progress is not None:
             progress(1)
     return out
@@ -569,8 +595,14 @@ def read_project(
         progress=counter("subject resources", len(data.subjects)), skipped=data.skipped,
     )
     if use_mount:
-        resources += read_archive(on_disk, progress=counter("sessions on mount", len(on_disk)))
-        rest = [s for s in data.sessions if s.id not in on_disk]
+        unreadable: list[str] = []
+        resources += read_archive(on_disk, progress=counter("sessions on mount", len(on_disk)),
+                                  unreadable=unreadable)
+        if unreadable:
+            log.warning("%d of %d sessions on the mount were not readable by uid %d and were read "
+                        "over REST", len(unreadable), len(on_disk), os.getuid())
+        refused = set(unreadable)
+        rest = [s for s in data.sessions if s.id not in on_disk or s.id in refused]
     else:
         rest = list(data.sessions)
     resources += list_session_resources(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -42,11 +43,17 @@ def forget_secrets() -> None:
         _ordered = ()
 
 
+#: The password of a ``scheme://user:password@host`` URL (given by mistake, say as --xnat-host).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
+
+
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and any password in a URL, replaced by ``***``."""
     for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
     return text
 
 

@@ -117,6 +117,17 @@ def safe_arguments(args: argparse.Namespace | None) -> dict[str, Any]:
     return dict(redact_data(result))
 
 
+def _unwritable(directory: Path) -> str | None:
+    """Why no file can be created in ``directory`` (a read-only mount, its owner), or None."""
+    probe = directory / f".xnatnode-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 class Run:
     """One execution of a command: logging, directories, exit code and the run record.
 
@@ -176,6 +187,18 @@ class Run:
             )
             self._teardown()
             raise SystemExit(ExitCode.USAGE) from None
+        problem = _unwritable(self.output_dir)
+        if problem is not None:
+            # Found now, not after the work: nothing (not even the run record) could be saved.
+            self.log.error(
+                "the output directory %s is not writable by uid %d (%s): mount a writable "
+                "folder there (created by that user, not by Docker) or pass --output DIR; in "
+                "XNAT, set the Container Service's container user to the XNAT (Tomcat) user's "
+                "uid:gid, which owns the output folders",
+                self.output_dir, os.getuid(), problem,
+            )
+            self._teardown()
+            raise SystemExit(ExitCode.USAGE)
         self.log.info("xnatnode %s %s: input %s, output %s",
                       __version__, self.command, self.input_dir, self.output_dir)
         return self

@@ -95,6 +95,26 @@ def test_bad_command_json_stops_the_build(tree: tuple[Path, Path], content: str,
     assert message in result.stderr
 
 
+def test_a_missing_docker_is_reported(tree: tuple[Path, Path], tmp_path: Path) -> None:
+    # Every program on PATH but docker (a machine without Docker installed).
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not Path(folder).is_dir():
+            continue
+        for program in Path(folder).iterdir():
+            link = bare / program.name
+            if not program.name.startswith("docker") and not link.exists():
+                link.symlink_to(program)
+    containers, jsondir = tree
+    result = build_sh(
+        "build", "--containers", str(containers), "--command-json", str(jsondir), "base",
+        env={"PATH": str(bare)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "docker is not installed" in result.stderr
+
+
 def test_a_stopped_docker_daemon_is_reported(tree: tuple[Path, Path], tmp_path: Path) -> None:
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -123,6 +143,8 @@ def test_every_command_json_names_the_tag_build_sh_gives_it() -> None:
 
 def test_scripts_pass_shellcheck() -> None:
     if shutil.which("shellcheck") is None:
+        if os.environ.get("CI"):
+            pytest.fail("shellcheck is required when CI is set (./build.sh setup installs it)")
         pytest.skip("shellcheck is not installed (.ci/run installs it)")
     result = subprocess.run(
         ["shellcheck", str(BUILD_SH), str(REPO / ".ci" / "run")],
@@ -184,12 +206,18 @@ def test_register_posts_each_command_with_the_password_from_the_environment(
     assert "s3cret-pw" not in result.stdout + result.stderr
 
 
-def test_register_reports_refused_credentials(xnat: str, tmp_path: Path) -> None:
-    _Commands.status = 401
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(401, "XNAT refused the credentials of alice (HTTP 401): check the user name and password"),
+     (403, "alice may not add commands (HTTP 403): registering commands needs the Container Manager")],
+)
+def test_register_reports_refused_credentials(xnat: str, tmp_path: Path, status: int, message: str) -> None:
+    _Commands.status = status
     (tmp_path / "probe.json").write_text(json.dumps([command("one", "xnatnode/probe:1")]))
     result = register(xnat, tmp_path, {"XNAT_PASS": "wrong"})
     assert result.returncode == 1
-    assert "XNAT refused the credentials of alice (HTTP 401)" in result.stderr
+    assert message in result.stderr
+    assert "wrong" not in result.stderr
 
 
 def test_register_never_takes_the_password_from_argv(tmp_path: Path) -> None:

@@ -29,14 +29,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[s
 
 
 def _run(
-    image: str, server: Any, out: Path, *args: str, mounts: tuple[str, ...] = ()
+    image: str, server: Any, out: Path, *args: str, mounts: tuple[str, ...] = (),
+    out_mode: int = 0o777, out_suffix: str = "",
 ) -> subprocess.CompletedProcess[str]:
     out.mkdir(parents=True, exist_ok=True)
-    out.chmod(0o777)  # the container runs as 4242, like a CS "container user"
+    out.chmod(out_mode)  # the container runs as 4242, like a CS "container user"
     env = dict(os.environ, XNAT_HOST=server.url, XNAT_USER=server.user, XNAT_PASS=server.password)
     cmd = ["docker", "run", "--rm", "--network", "host", "--user", "4242:4242", "--read-only",
            "--tmpfs", "/tmp", "-e", "XNAT_HOST", "-e", "XNAT_USER", "-e", "XNAT_PASS",
-           "-v", f"{out}:/output", *[a for m in mounts for a in ("-v", m)], image, *args]
+           "-v", f"{out}:/output{out_suffix}", *[a for m in mounts for a in ("-v", m)], image, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, check=False)
 
 
@@ -66,12 +67,52 @@ def test_docker_run_with_the_archive_mount(
     assert {k: doc["totals"][k] for k in KEYS} == {k: truth[k] for k in KEYS}
 
 
+def test_docker_run_with_an_unreadable_session_folder_on_the_mount(
+    built_images: dict[str, str], demo: tuple[Any, dict[str, Any]], tmp_path: Path
+) -> None:
+    # An archive folder the container's uid may not read (mode 0700, owned by XNAT's user): that
+    # session is read over REST, so the totals stay exact instead of silently short.
+    import shutil
+
+    server, truth = demo
+    arc = tmp_path / "arc001"
+    shutil.copytree(server.store.archive_dir / "DEMO" / "arc001", arc)
+    sessions = sorted(p for p in arc.iterdir() if (p / "SCANS").is_dir())
+    sessions[0].chmod(0o700)
+    proc = _run(built_images["project-summary"], server, tmp_path / "out", "project-summary",
+                "--project", "DEMO", mounts=(f"{arc}:/input:ro",))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "were not readable by uid 4242 and were read over REST" in proc.stderr
+    doc = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    assert doc["source"]["sizes"] == "mount"
+    assert {k: doc["totals"][k] for k in KEYS} == {k: truth[k] for k in KEYS}
+
+
 def test_docker_run_unknown_project(
     built_images: dict[str, str], demo: tuple[Any, dict[str, Any]], tmp_path: Path
 ) -> None:
     proc = _run(built_images["project-summary"], demo[0], tmp_path, "project-summary", "--project", "NOPE")
     assert proc.returncode == 5, proc.stderr[-2000:]
     assert "NOPE" in proc.stderr
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [(0o755, ""), (0o777, ":ro")], ids=["not-owned", "read-only"])
+def test_docker_run_unwritable_output_fails_at_once(
+    built_images: dict[str, str], demo: tuple[Any, dict[str, Any]], tmp_path: Path, mode: int, suffix: str
+) -> None:
+    # /output made by root (as `docker run -v` does for a missing folder) or mounted read-only:
+    # one clear line and exit 2 before any XNAT request, not a traceback after the work.
+    server = demo[0]
+    server.reset_stats()
+    proc = _run(built_images["project-summary"], server, tmp_path, "project-summary", "--project", "DEMO",
+                out_mode=mode, out_suffix=suffix)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr
+    assert "/output is not writable by uid 4242" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert int(server.stats()["requests"]) == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_image_label_is_the_command_json(

@@ -230,6 +230,18 @@ def test_localhost_in_a_container_gets_the_processing_url_hint(monkeypatch: pyte
     assert "localhost inside a container is the container itself" in str(info.value)
 
 
+def test_a_slow_local_xnat_gets_no_processing_url_hint(
+    srv: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It answered the connection, so it is a slow XNAT, not the container itself.
+    monkeypatch.setattr(client, "running_in_container", lambda: True)
+    srv.route("GET", "/data/slow", Slow(1.0, Reply(200, "late")))
+    with conn_to(srv, timeout=0.2, retries=0) as conn, pytest.raises(Unreachable) as info:
+        conn.get("/data/slow")
+    assert "no answer within" in str(info.value)
+    assert "Processing URL" not in str(info.value)
+
+
 def test_unknown_host_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
     """A DNS failure, simulated (tests send no traffic beyond 127.0.0.1)."""
 
@@ -367,3 +379,21 @@ def test_bad_or_forbidden_flags_are_usage_errors(argv: list[str]) -> None:
 def test_missing_ca_bundle_is_a_config_error(srv: FakeServer) -> None:
     with pytest.raises(client.ConfigError, match=r"CA bundle /nonexistent\.pem does not exist"):
         connect(srv.url, "a", "b", verify="/nonexistent.pem")
+
+
+RESTLET_404 = (
+    "<html>\n<head>\n   <title>Status page</title>\n</head>\n<body>\n"
+    "<h3>The server has not found anything matching the request URI</h3>"
+    '<p>You can get technical details <a href="http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html">'
+    'here</a>.<br>\nPlease continue your visit at our <a href="/">home page</a>.\n</p>\n</body>\n</html>\n'
+)
+
+
+def test_error_message_keeps_only_the_message_of_xnats_status_page(srv: FakeServer) -> None:
+    srv.route("GET", "/data/projects/NOPE", Reply(404, RESTLET_404, {"Content-Type": "text/html"}))
+    with conn_to(srv) as conn, pytest.raises(NotFound) as info:
+        conn.get_json("/data/projects/NOPE")
+    message = str(info.value)
+    assert message.endswith(": The server has not found anything matching the request URI"), message
+    for noise in ("Status page", "technical details", "home page"):
+        assert noise not in message

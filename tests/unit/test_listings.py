@@ -203,6 +203,48 @@ def test_read_project_mount_reads_missing_sessions_over_rest(tmp_path: Path) -> 
     }
 
 
+def _refuse_scandir(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
+    """os.scandir as a non-owner sees a folder with mode 0700 (root ignores modes)."""
+    import os
+
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("where", ["SCANS/1/DICOM", "SCANS", "RESOURCES"])
+def test_unreadable_folder_on_the_mount_is_read_over_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    # A partial count would be silently wrong: the whole session is read over REST instead.
+    archive = make_archive(tmp_path)
+    _refuse_scandir(monkeypatch, archive / "arc001" / "subj001_mr" / where)
+    xnat = fake_project()
+    data = read_project(xnat, PROJECT, sizes="auto", input_dir=str(archive))
+    assert data.sizes == "mount"
+    paths = [c[0] for c in xnat.calls]
+    assert "/data/experiments/E1/resources" in paths
+    from_rest = read_project(fake_project(), PROJECT, sizes="rest")
+    e1 = sorted((r for r in data.resources if r.owner_id == "E1"), key=repr)
+    assert e1 == sorted((r for r in from_rest.resources if r.owner_id == "E1"), key=repr)
+    assert "Permission denied" in caplog.text
+    assert "1 of 1 sessions on the mount were not readable" in caplog.text
+
+
+def test_read_archive_without_a_list_raises_on_unreadable_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = make_archive(tmp_path)
+    _refuse_scandir(monkeypatch, archive / "arc001" / "subj001_mr" / "SCANS")
+    with pytest.raises(PermissionError):
+        read_archive({"E1": str(archive / "arc001" / "subj001_mr")})
+
+
 def test_auto_without_mount_uses_rest(tmp_path: Path) -> None:
     data = read_project(fake_project(), PROJECT, sizes="auto", input_dir=str(tmp_path))
     assert data.sizes == "rest"

@@ -191,6 +191,37 @@ def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
     assert "--output DIR" in stream.getvalue()
 
 
+def test_output_that_takes_no_files_is_a_usage_error_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only mount, or a folder Docker created as root for a container running as 4242:
+    # the directory exists, but no file can be made in it (root ignores modes, so fake that).
+    real_write = Path.write_bytes
+
+    def refuse(self: Path, data: bytes) -> int:
+        if self.parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    stream = io.StringIO()
+    with pytest.raises(SystemExit) as info, Run("x", output_dir=tmp_path, stream=stream):
+        pytest.fail("the body must not run")
+    assert info.value.code == ExitCode.USAGE
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert LINE.match(lines[0])
+    assert f"the output directory {tmp_path} is not writable" in lines[0]
+    assert "Permission denied" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writable_output_keeps_no_probe_file(tmp_path: Path) -> None:
+    with Run("x", output_dir=tmp_path, stream=io.StringIO()):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RUN_RECORD]
+
+
 def test_record_counts_requests_and_never_holds_secrets(tmp_path: Path) -> None:
     with FakeServer() as srv:
         srv.route("GET", "/data/projects/P1", Reply(403, f"denied for {SECRET}"))
@@ -305,3 +336,35 @@ def test_progress_from_threads_counts_everything(caplog: pytest.LogCaptureFixtur
         progress.finish()
     assert progress.done == 4000
     assert [r.getMessage() for r in caplog.records] == ["resources: 4000/4000 (100%)"]
+
+
+def test_a_password_in_a_url_argument_never_reaches_record_or_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --xnat-host http://user:password@host is refused, but the refused value is an argument too.
+    from xnatnode.cli import main
+
+    code = main(["project-summary", "--project", "P", "--output", str(tmp_path),
+                 "--xnat-host", f"http://alice:{SECRET}@127.0.0.1:9", "--log-level", "DEBUG"])
+    assert code == ExitCode.USAGE
+    record = (tmp_path / RUN_RECORD).read_text()
+    assert SECRET not in record
+    assert "http://alice:***@127.0.0.1:9" in record
+    out, err = capsys.readouterr()
+    assert "must not contain a user or password" in err
+    assert SECRET not in out + err
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://a:pw@h:8080/x", "http://a:***@h:8080/x"),
+        ("https://h:8443/data/a@b", "https://h:8443/data/a@b"),
+        ("user@example.org", "user@example.org"),
+        ("http://token@h/", "http://token@h/"),
+    ],
+)
+def test_url_passwords_are_masked_in_any_text(text: str, shown: str) -> None:
+    from xnatnode.redact import redact
+
+    assert redact(text) == shown

@@ -92,8 +92,9 @@ def column_chart(
     if not items:
         return _empty(title)
     height = 190
-    left, bottom, top_pad = 40, 24, 10
-    plot_w = width - left - 6
+    # right: half an x label ("2024-10" at 11 px), so the last one centred on its column fits.
+    left, right, bottom, top_pad = 40, 24, 24, 10
+    plot_w = width - left - right
     plot_h = height - bottom - top_pad
     top = max((v for _, v in items), default=0) or 1
     step = plot_w / len(items)
@@ -101,7 +102,7 @@ def column_chart(
     parts = [_open(title, height, width)]
     # y axis: zero and the maximum
     parts.append(
-        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{width - 6}" y2="{top_pad + plot_h}" '
+        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{width - right}" y2="{top_pad + plot_h}" '
         f'class="axis"/>'
         f'<text x="{left - 4}" y="{top_pad + 8}" text-anchor="end" class="v">{escape(fmt(top))}</text>'
         f'<text x="{left - 4}" y="{top_pad + plot_h}" text-anchor="end" class="v">0</text>'
