@@ -53,6 +53,13 @@ def target(api: Api) -> tuple[str, str]:
     "/data/experiments/{e}/scans/1/resources/R/files/a%5C..%5Cevil.txt",
     "/data/experiments/{e}/scans/1/resources/R/files/nul%00.txt",
     "/data/experiments/{e}/scans/1/resources/R/files/R_catalog.xml",
+    "/data/projects/{p}/subjects/" + "s" * 201,
+    "/data/projects/{p}/subjects/S/experiments/" + "e" * 201 + "?xsiType=xnat:mrSessionData",
+    "/data/experiments/{e}/scans/" + "1" * 201 + "?xsiType=xnat:mrScanData",
+    "/data/experiments/{e}/scans/1/resources/" + "r" * 201 + "/files/x.txt",
+    "/data/experiments/{e}/scans/1/resources/R/files/" + "f" * 256,
+    "/data/experiments/{e}/scans/1/resources/R/files/" + "/".join(["d" * 200] * 6),
+    "/data/projects/" + "P" * 201 + "?xsiType=xnat:projectData",
 ])
 def test_escaping_names_are_refused(xnatsim_server: Server, target: tuple[str, str], path: str) -> None:
     p, eid = target
@@ -105,6 +112,10 @@ def _tar(kind: str) -> bytes:
     ("up.zip", _zip({"a/../../evil.txt": b"x"})),
     ("up.zip", _zip({}, symlink="link")),
     ("up.zip", b"this is not a zip"),
+    ("up.zip", _zip({"a\\..\\..\\evil.txt": b"x"})),
+    ("up.zip", _zip({"d/x.txt": b"x", "d": b"y"})),
+    ("up.zip", _zip({"d": b"y", "d/x.txt": b"x"})),
+    ("up.zip", _zip({"R_catalog.xml": b"<x/>"})),
     ("up.tar.gz", _tar("abs")),
     ("up.tar.gz", _tar("dotdot")),
     ("up.tar.gz", _tar("sym")),
@@ -118,6 +129,7 @@ def test_hostile_archives_are_refused_whole(api: Api, xnatsim_server: Server, ta
     before = snapshot(root)
     r = api.put(f"/data/experiments/{eid}/scans/1/resources/R/files/{name}", params={"extract": "true"}, data=payload)
     assert r.status_code == 400, r.text
+    assert str(xnatsim_server.store.tmp_dir) not in r.text  # a clear message, not a server path
     assert snapshot(root) == before  # not even good.txt
     names = [f["Name"] for f in api.get(f"/data/experiments/{eid}/scans/1/resources/R/files").json()["ResultSet"]["Result"]]
     assert names == ["ok.txt"]
@@ -149,11 +161,68 @@ def test_oversize_bodies_are_refused(tmp_path: Path) -> None:
         assert "too large" in r.text
         assert snapshot(server.store.archive_dir) == before
         assert api.put("/data/projects/SMALL/resources/R/files/small.bin", data=b"x" * 100).status_code == 200
+        server.reset_stats()
         status, text = raw(server.url, "PUT", "/data/projects/SMALL/resources/R/files/expect.bin",
                            headers={"Expect": "100-continue", "Content-Length": "5000"})
         assert status == 413
         assert "too large" in text
+        stats = server.stats(with_log=True)  # refused before the body, still counted
+        assert (stats["requests"], stats["statuses"]) == (1, {"413": 1})
+        assert stats["log"][0]["path"] == "/data/projects/SMALL/resources/R/files/expect.bin"
         chunked = api.put("/data/projects/SMALL/resources/R/files/chunked.bin", data=iter([b"x" * 800] * 3))
         assert chunked.status_code == 413
+        bomb = io.BytesIO()  # 256 kB of zeros in a < 1 kB zip: beyond the unpack limit (10 x the body limit)
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("bomb.bin", bytes(256 * 1024))
+        assert len(bomb.getvalue()) <= 1024
+        r = api.put("/data/projects/SMALL/resources/R/files/bomb.zip", params={"extract": "true"}, data=bomb.getvalue())
+        assert r.status_code == 413, r.text
+        assert "size limit" in r.text
+        assert not list(server.store.tmp_dir.iterdir())
         assert {p for p in snapshot(server.store.archive_dir) - before if p.endswith(".bin")} == {
             "SMALL/resources/R/small.bin"}
+
+
+@pytest.mark.parametrize("filename", ["../../evil.txt", "/abs/evil.txt", "a\\..\\..\\evil.txt", "C:\\x\\evil.txt"])
+def test_multipart_file_names_keep_only_their_last_part(api: Api, xnatsim_server: Server, target: tuple[str, str],
+                                                        filename: str) -> None:
+    p, eid = target
+    root = xnatsim_server.store.archive_dir
+    before = snapshot(root)
+    r = api.post(f"/data/experiments/{eid}/scans/1/resources/R/files", files={"file": (filename, b"data")})
+    assert r.status_code == 200, r.text
+    assert {p.rsplit("/", 1)[-1] for p in snapshot(root) - before} == {"evil.txt"}
+    assert all(new.startswith(f"{p}/arc001/MR1/SCANS/1/R/") for new in snapshot(root) - before)
+    assert api.delete(f"/data/experiments/{eid}/scans/1/resources/R/files/evil.txt").status_code == 200
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("path", ["%2F", "%2F%2F", "a%2F..%2F..", "%2e%2e"])
+def test_odd_delete_paths_delete_nothing(xnatsim_server: Server, target: tuple[str, str], path: str) -> None:
+    _, eid = target
+    root = xnatsim_server.store.archive_dir
+    before = snapshot(root)
+    status, text = raw(xnatsim_server.url, "DELETE", f"/data/experiments/{eid}/scans/1/resources/R/files/{path}")
+    assert status in (400, 404), text
+    assert snapshot(root) == before
+
+
+def test_xml_document_bodies_are_refused_and_form_bodies_read(api: Api, target: tuple[str, str]) -> None:
+    """xnatsim sets fields from parameters only: an XML document (valid or not) is refused with 400
+    rather than silently dropped; form-encoded fields count like query parameters."""
+    p, eid = target
+    xml = {"Content-Type": "text/xml"}
+    document = b'<xnat:MRSession xmlns:xnat="http://nrg.wustl.edu/xnat" label="X1"><xnat:note>n</xnat:note>'
+    for url in (f"/data/projects/{p}/subjects/NEW_S", f"/data/projects/{p}/subjects/S/experiments/NEW_E",
+                f"/data/experiments/{eid}/scans/77", f"/data/experiments/{eid}/resources/NEW_R", "/data/projects/NEWPX"):
+        for body in (document, document + b"</xnat:MRSession>"):
+            r = api.put(url, data=body, headers=xml, params={"xsiType": "xnat:mrSessionData"} if "NEW_E" in url else {})
+            assert r.status_code == 400, (url, r.text)
+            assert "query parameters" in r.text
+            assert api.get(url).status_code == 404
+    r = api.put(f"/data/projects/{p}/subjects/FORM_S/experiments/FORM_E",
+                data={"xsiType": "xnat:mrSessionData", "date": "2024-01-02", "note": "from the form"})
+    assert r.status_code == 201, r.text
+    fields = api.get(f"/data/projects/{p}/subjects/FORM_S/experiments/FORM_E",
+                     params={"format": "json"}).json()["items"][0]["data_fields"]
+    assert (fields["date"], fields["note"]) == ("2024-01-02", "from the form")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -38,6 +40,29 @@ def test_stats_count_requests_per_route_and_reset(server: Server) -> None:
     assert server.stats()["routes"] == {}
 
 
+def test_stats_hold_a_request_before_its_reply_is_read(server: Server) -> None:
+    """A request is in the counts and the log before its reply goes out, so a client reading
+    /xnatsim/stats right after its last call never misses it (here: a reply not yet read)."""
+    api = Api(server)
+    api.put("/data/projects/C2", params={"xsiType": "xnat:projectData"})
+    api.put("/data/projects/C2/resources/R/files/big.bin", data=b"\x01" * (48 * 1024**2))
+    server.reset_stats()
+    auth = (server.user, server.password)
+    with requests.get(server.url + "/data/projects/C2/resources/R/files/big.bin", auth=auth, stream=True,
+                      timeout=30) as pending:
+        assert pending.status_code == 200
+        stats = server.stats(with_log=True)  # the server is still blocked sending the 48 MB body
+        assert stats["requests"] == 1
+        assert stats["statuses"] == {"200": 1}
+        assert [entry["path"] for entry in stats["log"]] == ["/data/projects/C2/resources/R/files/big.bin"]
+        assert len(pending.content) == 48 * 1024**2
+    for _ in range(50):
+        server.reset_stats()
+        api.get("/data/projects")
+        stats = server.stats(with_log=True)
+        assert (stats["requests"], stats["statuses"], len(stats["log"])) == (1, {"200": 1}, 1)
+
+
 def test_fail_every_and_fail_rate(server: Server) -> None:
     api = Api(server)
     server.set_faults(fail_every=3)
@@ -57,7 +82,9 @@ def test_drop_every_closes_without_reply(server: Server) -> None:
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "/data/projects", auth=auth, timeout=10)
     assert requests.get(server.url + "/data/projects", auth=auth, timeout=10).status_code == 200
-    assert server.stats()["dropped"] == 1
+    stats = server.stats(with_log=True)
+    assert (stats["requests"], stats["dropped"], stats["statuses"]) == (3, 1, {"200": 2})
+    assert [entry["status"] for entry in stats["log"]] == [200, 0, 200]
 
 
 def test_latency(server: Server) -> None:
@@ -101,3 +128,24 @@ def test_token_secrets_stay_out_of_the_request_log(server: Server) -> None:
     logged = server.stats(with_log=True)["log"]
     assert token["secret"] not in str(logged)
     assert logged[-1]["path"].endswith(f"{token['alias']}/******")
+
+
+def test_idle_and_stalled_connections_are_closed(tmp_path: Path) -> None:
+    """A client that connects and sends nothing, or stops half way through a body, loses its
+    connection after ``idle_timeout`` instead of holding a server thread for ever."""
+    with running_server(tmp_path, fetch_schemas=False, idle_timeout=0.5) as server:
+        parts = urlsplit(server.url)
+        address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        Api(server).put("/data/projects/X", params={"xsiType": "xnat:projectData"})
+        for opening in (b"", b"PUT /data/projects/X/resources/R/files/a.bin HTTP/1.1\r\nHost: x\r\n"
+                             b"Authorization: Basic YWRtaW46YWRtaW4=\r\nContent-Length: 100\r\n\r\nonly10byte"):
+            with socket.create_connection(address, timeout=10) as sock:
+                sock.sendall(opening)
+                started = time.perf_counter()
+                received = b""
+                while chunk := sock.recv(65536):  # the stalled upload gets a 408 first
+                    received += chunk
+                assert time.perf_counter() - started < 5
+                assert received.startswith(b"HTTP/1.1 408") if opening else received == b""
+        assert Api(server).get("/data/projects/X/resources/R/files/a.bin").status_code == 404
+        assert not list(server.store.tmp_dir.iterdir())

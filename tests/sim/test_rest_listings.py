@@ -78,6 +78,9 @@ def test_limit_offset_and_sort(api: Api, project: str) -> None:
     desc = rows(api, f"/data/projects/{project}/experiments", columns="label", sortBy="label", sortOrder="DESC")
     assert desc == all_rows[::-1]
     assert api.get(f"/data/projects/{project}/experiments", params={"limit": "x"}).status_code == 400
+    huge = "9" * 30  # beyond SQLite's integers: all rows, or none past the end
+    assert rows(api, f"/data/projects/{project}/experiments", columns="label", sortBy="label", limit=huge) == all_rows
+    assert rows(api, f"/data/projects/{project}/experiments", columns="label", offset=huge) == []
 
 
 def test_scan_xpath_columns_give_one_row_per_scan(api: Api, project: str) -> None:

@@ -101,6 +101,11 @@ def test_experiment_routes_and_errors(api: Api) -> None:
     assert api.get(f"/data/projects/{p}/experiments/CT2", params={"format": "json"}).status_code == 200
     assert api.put(f"/data/experiments/{eid}", params={"xsiType": "xnat:ctSessionData"}).status_code == 409
     assert api.put(f"/data/experiments/{eid}", params={"date": "yesterday"}).status_code == 400
+    for bad in ({"date": "2020-13-45"}, {"date": "02/30/2021"}, {"time": "25:61:00"}, {"time": "12:60"}):
+        assert api.put(f"/data/experiments/{eid}", params=bad).status_code == 400, bad
+    assert api.put(f"/data/experiments/{eid}", params={"date": "02/29/2024", "time": "23:59:59"}).status_code == 200
+    fields = api.get(f"/data/experiments/{eid}", params={"format": "json"}).json()["items"][0]["data_fields"]
+    assert (fields["date"], fields["time"]) == ("2024-02-29", "23:59:59")
     # a subject assessor that is not a session
     sv = api.put(f"/data/projects/{p}/subjects/S9/experiments/VARS", params={"xsiType": "xnat:subjectVariablesData"})
     assert sv.status_code == 201
@@ -189,3 +194,19 @@ def test_project_settings_by_path(api: Api, xnatsim_server: Server) -> None:
     assert api.put(f"/data/projects/{p}/prearchive_code/7").status_code == 400
     assert api.put(f"/data/projects/{p}/accessibility/public").status_code == 200
     assert api.get(f"/data/projects/{p}/accessibility").text == "public"
+
+
+def test_renaming_a_session_moves_only_its_own_files(api: Api, xnatsim_server: Server) -> None:
+    """Labels differing only in case or by ``_`` stay apart when one of them is renamed."""
+    p = api.new_project("REN")
+    for label in ("MR_1", "mr_1", "MRx1"):
+        assert api.put(f"/data/projects/{p}/subjects/S/experiments/{label}", params=MR).status_code == 201
+        assert api.put(f"/data/projects/{p}/subjects/S/experiments/{label}/resources/R/files/{label}.txt",
+                       data=label.encode()).status_code == 200
+    assert api.put(f"/data/projects/{p}/subjects/S/experiments/mr_1", params={"label": "renamed"}).status_code == 200
+    archive = xnatsim_server.store.archive_dir / p / "arc001"
+    for label, name in (("MR_1", "MR_1"), ("renamed", "mr_1"), ("MRx1", "MRx1")):
+        r = api.get(f"/data/projects/{p}/subjects/S/experiments/{label}/resources/R/files/{name}.txt")
+        assert (r.status_code, r.content) == (200, name.encode())
+        assert (archive / label / "RESOURCES" / "R" / f"{name}.txt").read_bytes() == name.encode()
+    assert not (archive / "mr_1").exists()

@@ -7,8 +7,10 @@ devices or FIFOs, or that would exceed the size/count limits.
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -57,11 +59,18 @@ def stream_zip(entries: Iterable[tuple[str, Path]]) -> Iterator[bytes]:
     with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:  # type: ignore[call-overload]
         for name, path in entries:
             method = zipfile.ZIP_STORED if name.lower().endswith(_STORED) else zipfile.ZIP_DEFLATED
-            info = zipfile.ZipInfo.from_file(path, name)
+            try:  # a file deleted since the listing is left out, not a broken download
+                src = path.open("rb")
+            except FileNotFoundError:
+                continue
+            st = os.fstat(src.fileno())
+            info = zipfile.ZipInfo(name, time.localtime(st.st_mtime)[:6])  # as ZipInfo.from_file does
+            info.external_attr = (st.st_mode & 0xFFFF) << 16
+            info.file_size = st.st_size
             info.compress_type = method
             if method == zipfile.ZIP_DEFLATED:
                 info._compresslevel = 1  # type: ignore[attr-defined]
-            with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as dst:
+            with src, archive.open(info, "w", force_zip64=True) as dst:
                 while chunk := src.read(CHUNK):
                     dst.write(chunk)
                     if len(sink.data) >= CHUNK:
@@ -82,12 +91,16 @@ def stream_tar(entries: Iterable[tuple[str, Path]], *, gzip: bool) -> Iterator[b
     written = 0
     for name, path in entries:
         info = tarfile.TarInfo(name)
-        stat_result = path.stat()
+        try:  # a file deleted since the listing is left out, not a broken download
+            src = path.open("rb")
+        except FileNotFoundError:
+            continue
+        stat_result = os.fstat(src.fileno())
         info.size, info.mtime, info.mode = stat_result.st_size, int(stat_result.st_mtime), 0o644
         header = info.tobuf(tarfile.PAX_FORMAT)
         written += len(header)
         yield out(header)
-        with path.open("rb") as src:
+        with src:
             while chunk := src.read(CHUNK):
                 written += len(chunk)
                 piece = out(chunk)
@@ -144,8 +157,7 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
                     total += info.file_size
                     if total > max_bytes:
                         raise HTTPError(413, "The archive unpacks to more than the size limit.")
-                    dest = target / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest = _destination(target, rel)
                     with zf.open(info) as src, dest.open("wb") as dst:
                         written, md5 = _copy_bounded(src, dst, max_bytes - total + info.file_size)
                     total += written - info.file_size
@@ -171,21 +183,35 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
                     member_file = tf.extractfile(member)
                     if member_file is None:
                         continue
-                    dest = target / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest = _destination(target, rel)
                     with member_file, dest.open("wb") as dst:
                         written, md5 = _copy_bounded(member_file, dst, member.size)
                     out.append((rel, dest, written, md5))
         else:
             raise HTTPError(400, f"Cannot extract {name}: not a .zip, .tar, .tar.gz or .tgz file.")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise HTTPError(400, f"Cannot extract {name}: {exc}") from exc
+    except OSError as exc:  # without the staging path, which is no business of the client
+        raise HTTPError(400, f"Cannot extract {name}: {exc.strerror or type(exc).__name__}") from exc
     seen: set[str] = set()
     for rel, *_ in out:
         if rel in seen:
             raise HTTPError(400, f"Archive entry {rel!r} appears twice; nothing was stored.")
         seen.add(rel)
     return out
+
+
+def _destination(target: Path, rel: str) -> Path:
+    """The staging file for member ``rel``; 400 when it clashes with another member (file vs folder)."""
+    dest = target / rel
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise HTTPError(400, f"Archive entry {rel!r} lies inside another entry that is a file; "
+                             "nothing was stored.") from exc
+    if dest.is_dir():
+        raise HTTPError(400, f"Archive entry {rel!r} is also a folder of other entries; nothing was stored.")
+    return dest
 
 
 def _copy_bounded(src: IO[bytes], dst: IO[bytes], limit: int) -> tuple[int, str]:

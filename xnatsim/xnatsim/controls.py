@@ -85,11 +85,20 @@ class Controls:
             time.sleep(latency / 1000.0)
         return "drop" if drop else "fail" if fail else "ok"
 
+    def refused(self, method: str, path: str, route: str, status: int) -> None:
+        """Count a request answered before it reached the route table (``Expect: 100-continue`` → 413)."""
+        with self._lock:
+            self.requests += 1
+            self.routes[route] += 1
+        self.after_request(method, path, route, status, 0.0)
+
     # -- stats ----------------------------------------------------------------------
 
     def after_request(self, method: str, path: str, route: str, status: int, seconds: float) -> None:
+        """Record the outcome (called before the reply is sent; ``status`` 0 = dropped, not in ``statuses``)."""
         with self._lock:
-            self.statuses[str(status)] += 1
+            if status:
+                self.statuses[str(status)] += 1
             self.log.append({"method": method, "path": path, "route": route, "status": status,
                              "ms": round(seconds * 1000, 3), "t": round(time.time(), 3)})
 

@@ -19,6 +19,8 @@ from xnatsim.routing import HTTPError, Request
 from xnatsim.store import Store
 
 #: query parameters that are never filters
+#: SQLite's largest integer (larger limit/offset values mean "all" / "none")
+_SQL_MAX = 2**63 - 1
 NOT_FILTERS = frozenset({"format", "columns", "limit", "offset", "sortby", "sortorder", "req_format", "recent",
                          "accept-not-found", "_", "includehistory", "cache"})
 
@@ -218,9 +220,9 @@ def _paging(request: Request) -> str:
     offset = request.query.get_ci("offset")
     try:
         if limit is not None and limit not in ("", "*"):  # limit=* = all rows (XNAT wiki, Experiment API)
-            sql += f" LIMIT {max(int(limit), 0)}"
+            sql += f" LIMIT {min(max(int(limit), 0), _SQL_MAX)}"
         if offset is not None and offset != "":
-            sql += ("" if sql else " LIMIT -1") + f" OFFSET {max(int(offset), 0)}"
+            sql += ("" if sql else " LIMIT -1") + f" OFFSET {min(max(int(offset), 0), _SQL_MAX)}"
     except ValueError as exc:
         raise HTTPError(400, "limit and offset must be integers") from exc
     return sql

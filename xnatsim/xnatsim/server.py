@@ -82,6 +82,9 @@ class ServerConfig:
     strict_labels: bool = False
     #: log every request at INFO
     log_requests: bool = False
+    #: seconds a connection may sit idle (or stall mid-request) before it is closed, like Tomcat's
+    #: connectionTimeout; keeps clients that never finish a request from holding threads forever
+    idle_timeout: float = 120.0
     #: the version the site reports (``/xapi/siteConfig/buildInfo``)
     xnat_version: str = "1.8.10"
 
@@ -147,7 +150,7 @@ class App:
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="XNAT"'}
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 413: "Request Entity Too Large",
+            405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict", 413: "Request Entity Too Large",
             415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Entity",
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -199,9 +202,12 @@ class _BoundedReader:
         """Discard what the handler did not read; False when too much is left (close instead)."""
         if self.remaining > limit:
             return False
-        while self.remaining > 0:
-            if not self.read(min(self.remaining, 1 << 20)):
-                return False
+        try:
+            while self.remaining > 0:
+                if not self.read(min(self.remaining, 1 << 20)):
+                    return False
+        except OSError:  # the client stalled (idle_timeout) or went away
+            return False
         return True
 
 
@@ -213,6 +219,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.app.config.idle_timeout or None)
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -224,6 +231,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             length = 0
         limit = self.server.app.config.max_body
         if length > limit:
+            path = urlsplit(self.path).path or "/"
+            if not path.startswith("/xnatsim/"):
+                matched = self.server.app.router.match(self.command, path)
+                route = matched[0].name if matched else f"{self.command} <unmatched>"
+                self.server.app.controls.refused(self.command, redact(path), route, 413)
             page = error_page(413, f"Request body too large ({length} > {limit} bytes).")
             self.send_response(413, _REASONS[413])
             self.send_header("Content-Type", "text/html;charset=UTF-8")
@@ -267,6 +279,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if controlled:
             decision = app.controls.before_request(route_name)
             if decision == "drop":
+                app.controls.after_request(method, redact(raw_path), route_name, 0, time.perf_counter() - started)
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -315,6 +328,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                                 dict(exc.headers))
         except StoreError as exc:
             response = Response(exc.status, error_page(exc.status, exc.message), "text/html;charset=UTF-8")
+        except TimeoutError:  # the client stalled mid-body for longer than idle_timeout
+            self.close_connection = True
+            response = Response(408, error_page(408, "Request timed out."), "text/html;charset=UTF-8")
         except Exception:
             log.exception("internal error on %s %s", method, raw_path)
             response = Response(500, error_page(500, "Internal Server Error"), "text/html;charset=UTF-8")
@@ -323,12 +339,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         if spool is not None:
             spool.close()
         status = response.status
+        if controlled:
+            # recorded before the reply goes out, so a client that reads /xnatsim/stats right after
+            # its last reply always finds that request's status and log entry there
+            app.controls.after_request(method, redact(raw_path), route_name, status, time.perf_counter() - started)
         try:
             self._send(response, head=method == "HEAD")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        if controlled:
-            app.controls.after_request(method, redact(raw_path), route_name, status, time.perf_counter() - started)
 
     def _send(self, response: Response, *, head: bool) -> None:
         self.send_response(response.status, _REASONS.get(response.status))

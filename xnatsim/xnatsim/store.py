@@ -230,10 +230,18 @@ class ConfigEntry:
 # --------------------------------------------------------------------------- helpers
 
 
+#: the longest label, ID or file name (UTF-8 bytes): a folder or file name, with room for ``_catalog.xml``
+MAX_NAME_BYTES = 200
+#: the longest file path inside a resource (UTF-8 bytes)
+MAX_PATH_BYTES = 1024
+
+
 def check_name(value: str, what: str) -> str:
-    """Refuse names that could escape a folder: empty, ``.``/``..``, ``/``, ``\\``, NUL."""
+    """Refuse names that could escape a folder: empty, ``.``/``..``, ``/``, ``\\``, NUL; or too long for one."""
     if not value or value in (".", "..") or any(c in value for c in "/\\\x00") or value != value.strip():
         raise StoreError(400, f"Invalid {what}: {value!r}.")
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        raise StoreError(400, f"Invalid {what}: longer than {MAX_NAME_BYTES} bytes.")
     return value
 
 
@@ -244,6 +252,8 @@ def check_relpath(value: str) -> str:
     parts = value.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise StoreError(400, f"Invalid file path: {value!r}.")
+    if len(value.encode("utf-8")) > MAX_PATH_BYTES or any(len(p.encode("utf-8")) > 255 for p in parts):
+        raise StoreError(400, f"Invalid file path: longer than {MAX_PATH_BYTES} bytes or a part over 255.")
     if parts[-1].endswith(CATALOG_SUFFIX):
         raise StoreError(400, f"Reserved file name: {parts[-1]!r}.")
     return value
@@ -569,6 +579,8 @@ class Store:
         """
         if not re.fullmatch(r"[A-Za-z0-9_-]+", project_id):
             raise StoreError(417, "Invalid character in project ID.")
+        if len(project_id) > MAX_NAME_BYTES:
+            raise StoreError(400, f"Invalid project ID: longer than {MAX_NAME_BYTES} characters.")
         with self.write() as db:
             current = self.get_project(project_id)
             if current is not None and current.id != project_id:
@@ -801,8 +813,11 @@ class Store:
                     new_dir.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(old_dir, new_dir)
                 new_rel = new_dir.relative_to(self.archive_dir).as_posix() + "/"
-                db.execute("UPDATE resources SET directory=? || substr(directory, ?) WHERE directory LIKE ?",
-                           (new_rel, len(old_rel) + 1, old_rel.replace("%", r"\%") + "%"))
+                # an exact prefix test: LIKE would ignore case and treat ``_`` as a wildcard, moving the
+                # resources of another session (``MR1`` when ``mr1`` is renamed)
+                db.execute("UPDATE resources SET directory=? || substr(directory, ?)"
+                           " WHERE substr(directory, 1, ?)=?",
+                           (new_rel, len(old_rel) + 1, len(old_rel), old_rel))
             _apply(exp.fields, values)
             exp.last_modified = stamp
             db.execute(
@@ -1028,6 +1043,8 @@ class Store:
         replaced = False
         folder = self.resource_dir(resource)
         with self.write() as db:
+            if db.execute("SELECT 1 FROM resources WHERE id=?", (resource.id,)).fetchone() is None:
+                raise StoreError(404, "Unable to find the specified catalog.")  # deleted meanwhile
             for item in staged:
                 check_relpath(item.path)
                 exists = db.execute("SELECT 1 FROM files WHERE resource_id=? AND path=?",
@@ -1092,7 +1109,7 @@ class Store:
                 (folder / entry.path).unlink(missing_ok=True)
             if entries:
                 self._refresh_stats(resource)
-        _prune_empty(folder)
+            _prune_empty(folder)  # under the write lock: an upload may be about to fill a folder
         return len(entries)
 
     def refresh_catalog(self, resource: Resource, *, append: bool = False, delete: bool = False,
@@ -1437,9 +1454,11 @@ def _apply(fields: dict[str, str], values: FieldValues) -> None:
 
 def _prune_empty(folder: Path) -> None:
     """Remove empty sub-folders left after deleting files (never the resource folder itself)."""
-    if not folder.is_dir():
+    try:
+        found = sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+    except OSError:  # the folder went away meanwhile (its resource or parent was deleted)
         return
-    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    for path in found:
         if path.is_dir():
             with contextlib.suppress(OSError):
                 path.rmdir()

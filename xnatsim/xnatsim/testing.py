@@ -153,7 +153,7 @@ def _start_subprocess(folder: Path, port: int, latency_ms: float, seed: str | No
     if schema_cache:
         cmd += ["--schema-cache", str(schema_cache)]
     flags = {"fail_rate": "--fail-rate", "fail_every": "--fail-every", "drop_every": "--drop-every",
-             "fail_status": "--fail-status", "site_id": "--site-id"}
+             "fail_status": "--fail-status", "site_id": "--site-id", "idle_timeout": "--idle-timeout"}
     for key, value in config.items():
         if key in flags:
             cmd += [flags[key], str(value)]

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict-labels", action="store_true",
                         help="refuse subject/experiment labels outside [A-Za-z0-9_-] with 417")
     parser.add_argument("--log-requests", action="store_true", help="log every request")
+    parser.add_argument("--idle-timeout", type=float, default=120.0,
+                        help="close a connection idle or stalled this many seconds (default 120; 0 = never)")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="write the base URL to this file once listening")
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         fail_rate=args.fail_rate, fail_every=args.fail_every, drop_every=args.drop_every,
         fail_status=args.fail_status, max_body=int(args.max_body_mb * 1024 * 1024),
         schema_cache=args.schema_cache, fetch_schemas=not args.no_fetch_schemas, site_id=args.site_id,
-        strict_labels=args.strict_labels, log_requests=args.log_requests,
+        strict_labels=args.strict_labels, log_requests=args.log_requests, idle_timeout=args.idle_timeout,
     )
     try:
         server = make_server(config)

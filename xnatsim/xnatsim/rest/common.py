@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from xnatsim import access
 from xnatsim.access import Action
-from xnatsim.routing import HTTPError, Request
-from xnatsim.store import Experiment, Parent, Project, Scan, Subject
+from xnatsim.routing import HTTPError, Query, Request
+from xnatsim.store import MAX_NAME_BYTES, Experiment, Parent, Project, Scan, Subject
 
 PROJECT = "/data/projects/{project}"
 SUBJECT_BASES = (PROJECT + "/subjects/{subject}", "/data/subjects/{subject}")
@@ -126,9 +126,30 @@ def check_label(request: Request, label: str, what: str) -> None:
     """Refuse labels that would escape a folder (400) and, in strict mode, odd characters (417)."""
     if not label or label in (".", "..") or any(c in label for c in "/\\\x00") or label != label.strip():
         raise HTTPError(400, f"Invalid {what} label: {label!r}.")
+    if len(label.encode("utf-8")) > MAX_NAME_BYTES:
+        raise HTTPError(400, f"Invalid {what} label: longer than {MAX_NAME_BYTES} bytes.")
     if request.app.config.strict_labels and not _STRICT_LABEL.match(label):
         raise HTTPError(417, f"Invalid character in {what} label.")
 
 
 def id_response(value: str, created: bool) -> tuple[int, str]:
     return (201 if created else 200), value
+
+
+#: the largest form-encoded body an object PUT reads
+MAX_FORM_BODY = 1024**2
+
+
+def read_put_body(request: Request) -> None:
+    """The body of an object PUT/POST: form fields join the query parameters (later ones win);
+    any other body (an XML document) is refused with 400 before anything is written, because
+    xnatsim sets fields from parameters only and would otherwise drop the document's fields silently.
+    """
+    if request.content_length <= 0:
+        return
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = request.read_body(MAX_FORM_BODY).decode("utf-8", "replace")
+        request.query = Query("&".join(part for part in (request.query.raw, form) if part))
+        return
+    raise HTTPError(400, "xnatsim does not read XML documents in PUT/POST bodies: send the fields as query "
+                         "parameters (xsiType=…, label=…, xpaths); nothing was stored.")

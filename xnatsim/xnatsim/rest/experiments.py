@@ -3,12 +3,20 @@ create/update (201/200 + ID; an unknown subject label is created in the same cal
 
 from __future__ import annotations
 
+import datetime
 import re
 
 from xnatsim import access, items, listings
 from xnatsim import xsitypes as T
 from xnatsim.fields import put_fields, xpath_type
-from xnatsim.rest.common import EXPERIMENT_BASES, PROJECT, check_label, get_project, resolve
+from xnatsim.rest.common import (
+    EXPERIMENT_BASES,
+    PROJECT,
+    check_label,
+    get_project,
+    read_put_body,
+    resolve,
+)
 from xnatsim.rest.projects import single
 from xnatsim.resultset import table_response
 from xnatsim.routing import HTTPError, Request, Response, Router
@@ -30,8 +38,19 @@ def normalize_values(values: dict[str, str | None]) -> None:
                 values[key] = f"{found.group(3)}-{int(found.group(1)):02d}-{int(found.group(2)):02d}"
             elif not _DATE_ISO.match(value):
                 raise HTTPError(400, f"Invalid date for {key}: {value} (use YYYY-MM-DD or MM/DD/YYYY)")
-        elif key == "time" and not _TIME.match(value):
+            try:  # a real calendar day, not just the shape (2020-13-45)
+                datetime.date.fromisoformat(values[key] or "")
+            except ValueError as exc:
+                raise HTTPError(400, f"Invalid date for {key}: {value} (use YYYY-MM-DD or MM/DD/YYYY)") from exc
+        elif key == "time" and not _valid_time(value):
             raise HTTPError(400, f"Invalid time: {value} (use HH:MM:SS)")
+
+
+def _valid_time(value: str) -> bool:
+    if not _TIME.match(value):
+        return False
+    hours, minutes, *rest = value.split(":")
+    return int(hours) < 24 and int(minutes) < 60 and (not rest or float(rest[0]) < 61)
 
 
 def _xsi_type(request: Request, allowed: frozenset[str]) -> str | None:
@@ -86,6 +105,7 @@ def register(router: Router) -> None:
     @router.route("PUT", *EXPERIMENT_BASES)
     @router.route("POST", *EXPERIMENT_BASES)
     def put(request: Request) -> Response:
+        read_put_body(request)
         store = request.store
         user = request.require_user()
         params = request.params
@@ -151,6 +171,7 @@ def register(router: Router) -> None:
     @router.route("PUT", *(b + "/assessors/{assessor}" for b in EXPERIMENT_BASES))
     @router.route("POST", *(b + "/assessors/{assessor}" for b in EXPERIMENT_BASES))
     def put_assessor(request: Request) -> Response:
+        read_put_body(request)
         store = request.store
         user = request.require_user()
         assessor_ref = request.params.pop("assessor")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from xnatsim import archives, multipart
 from xnatsim.rest.common import EXPERIMENT_BASES, RESOURCE_PARENTS, Context, check_label, resolve
@@ -132,17 +134,36 @@ def _object_name(ctx: Context) -> str:
 
 
 def _file_response(path: Path, name: str) -> Response:
-    size = path.stat().st_size
+    try:  # opened now: a file deleted since its lookup is a 404, and a replaced one stays whole
+        handle = path.open("rb")
+    except FileNotFoundError as exc:
+        raise HTTPError(404, "Unable to find file.") from exc
+    size = os.fstat(handle.fileno()).st_size
     suffix = Path(name).suffix.lower()
     media = _TEXT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-
-    return Response(200, chunks(), media, {"Content-Length": str(size),
+    return Response(200, _FileChunks(handle), media, {"Content-Length": str(size),
                                            "Content-Disposition": f'inline; filename="{name}"'})
+
+
+class _FileChunks:
+    """An open file as an iterator of chunks; ``close()`` (called by the server) closes the file."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self._handle.read(1 << 20)
+        if not chunk:
+            self._handle.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 # --------------------------------------------------------------------------- upload
@@ -300,7 +321,10 @@ def register(router: Router) -> None:
     def delete(request: Request) -> Response:
         ctx = resolve(request, "edit")
         resource = get_resource(request, ctx)
-        if request.store.delete_files(resource, request.params["path"].rstrip("/")) == 0:
+        path = request.params["path"].rstrip("/")
+        if not path:  # ``files/%2F``: never "every file of the resource" by accident
+            raise HTTPError(400, f"Invalid file path: {request.params['path']!r}.")
+        if request.store.delete_files(resource, path) == 0:
             if request.query.flag("accept-not-found"):
                 return Response.empty(204)
             raise HTTPError(404, "Unable to find file.")

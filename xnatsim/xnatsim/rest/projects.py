@@ -6,7 +6,7 @@ from xml.sax.saxutils import escape
 
 from xnatsim import access, items, listings
 from xnatsim.fields import put_fields, xpath_type
-from xnatsim.rest.common import get_project
+from xnatsim.rest.common import get_project, read_put_body
 from xnatsim.resultset import table_response
 from xnatsim.routing import HTTPError, Request, Response, Router
 
@@ -51,6 +51,7 @@ def register(router: Router) -> None:
     @router.route("PUT", "/data/projects/{project}")
     @router.route("POST", "/data/projects/{project}")
     def put(request: Request) -> Response:
+        read_put_body(request)
         store = request.store
         user = request.require_user()
         project_id = request.params["project"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xnatsim.rest.common import RESOURCE_PARENTS, Context, check_label, resolve
+from xnatsim.rest.common import RESOURCE_PARENTS, Context, check_label, read_put_body, resolve
 from xnatsim.resultset import table_response
 from xnatsim.routing import HTTPError, Request, Response, Router
 from xnatsim.store import Resource
@@ -65,6 +65,7 @@ def register(router: Router) -> None:
     @router.route("PUT", *(p + "/resources/{resource}" for p in RESOURCE_PARENTS))
     @router.route("POST", *(p + "/resources/{resource}" for p in RESOURCE_PARENTS))
     def create(request: Request) -> Response:
+        read_put_body(request)
         ctx = resolve(request, "edit")
         label = request.params["resource"]
         check_label(request, label, "resource")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xnatsim import items, listings
 from xnatsim import xsitypes as T
 from xnatsim.fields import put_fields, xpath_type
-from xnatsim.rest.common import EXPERIMENT_BASES, SCAN_BASES, resolve
+from xnatsim.rest.common import EXPERIMENT_BASES, SCAN_BASES, read_put_body, resolve
 from xnatsim.rest.projects import single
 from xnatsim.resultset import table_response
 from xnatsim.routing import HTTPError, Request, Response, Router
@@ -33,6 +33,7 @@ def register(router: Router) -> None:
     @router.route("PUT", *SCAN_BASES)
     @router.route("POST", *SCAN_BASES)
     def put(request: Request) -> Response:
+        read_put_body(request)
         ctx = resolve(request, "edit", need_scan=False)
         exp = ctx.experiment
         assert exp is not None

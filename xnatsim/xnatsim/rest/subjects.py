@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xnatsim import access, items, listings
 from xnatsim.fields import put_fields, xpath_type
-from xnatsim.rest.common import check_label, get_project, resolve
+from xnatsim.rest.common import check_label, get_project, read_put_body, resolve
 from xnatsim.rest.projects import single
 from xnatsim.resultset import table_response
 from xnatsim.routing import HTTPError, Request, Response, Router
@@ -34,6 +34,7 @@ def register(router: Router) -> None:
     @router.route("PUT", "/data/projects/{project}/subjects/{subject}", "/data/subjects/{subject}")
     @router.route("POST", "/data/projects/{project}/subjects/{subject}")
     def put(request: Request) -> Response:
+        read_put_body(request)
         store = request.store
         user = request.require_user()
         ref = request.params["subject"]
