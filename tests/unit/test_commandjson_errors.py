@@ -6,16 +6,15 @@ Expected texts are copied from the plugin's ``Command.validate`` source, quirks 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from command_docs import Doc, derived, good, handler, wrapper
 from xnatnode.commandjson import validate_document, xnat_errors
 
-GOOD = Path(__file__).parent / "bad_command_json" / "good.json"
 CMD = 'Command "good" - '
 WRAP = CMD + 'wrapper "good-project" - '
 SELECT_NOTE = (
@@ -28,27 +27,8 @@ WRAPPER_TYPES = (
     "SubjectAssessor, Session, Scan, Assessor, Resource, Config"
 )
 
-Doc = dict[str, Any]
 
 
-def good() -> Doc:
-    doc: Doc = json.loads(GOOD.read_text())
-    return doc
-
-
-def wrapper(doc: Doc) -> Doc:
-    first: Doc = doc["xnat"][0]
-    return first
-
-
-def derived(doc: Doc) -> Doc:
-    first: Doc = wrapper(doc)["derived-inputs"][0]
-    return first
-
-
-def handler(doc: Doc) -> Doc:
-    first: Doc = wrapper(doc)["output-handlers"][0]
-    return first
 
 
 def test_base_document_is_clean() -> None:

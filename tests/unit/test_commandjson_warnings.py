@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from command_docs import GOOD, Doc, derived, external, good, handler, wrapper
 from xnatnode.commandjson import reader, traps, validate, validate_document, validate_text
-
-GOOD = Path(__file__).parent / "bad_command_json" / "good.json"
-Doc = dict[str, Any]
-
-
-def good() -> Doc:
-    doc: Doc = json.loads(GOOD.read_text())
-    return doc
-
-
-def wrapper(doc: Doc) -> Doc:
-    first: Doc = doc["xnat"][0]
-    return first
-
-
-def derived(doc: Doc) -> Doc:
-    first: Doc = wrapper(doc)["derived-inputs"][0]
-    return first
-
-
-def external(doc: Doc) -> Doc:
-    first: Doc = wrapper(doc)["external-inputs"][0]
-    return first
-
-
-def handler(doc: Doc) -> Doc:
-    first: Doc = wrapper(doc)["output-handlers"][0]
-    return first
 
 
 def _add_input(**fields: Any) -> Callable[[Doc], None]:
