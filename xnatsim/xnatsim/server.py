@@ -17,7 +17,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,6 +101,7 @@ class App:
                                  config.fail_status)
         #: free-form state for route modules (``app.state["cs"] = …``)
         self.state: dict[str, Any] = {}
+        self._closers: list[Callable[[], None]] = []
         #: the base URL once the server listens (``http://127.0.0.1:8080``)
         self.url = ""
         self.router = Router()
@@ -143,7 +144,14 @@ class App:
             return login
         return self.store.validate_token(login, password)
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` when the app closes (route modules stop their services this way)."""
+        self._closers.append(closer)
+
     def close(self) -> None:
+        """Stop what route modules started (last started, first stopped), then the store."""
+        while self._closers:
+            self._closers.pop()()
         self.store.close()
 
 
@@ -462,8 +470,17 @@ def make_server(config: ServerConfig, store: Store | None = None) -> XnatSimServ
 
 
 def serve_in_thread(server: XnatSimServer) -> threading.Thread:
-    """Run ``server.serve_forever`` in a daemon thread; stop with ``server.shutdown()``."""
+    """Run ``server.serve_forever`` in a daemon thread; stop with :func:`stop_in_thread`."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="xnatsim-server", daemon=True)
     thread.start()
     return thread
+
+
+def stop_in_thread(server: XnatSimServer, thread: threading.Thread | None) -> None:
+    """Stop a server started by :func:`serve_in_thread`, then close its app."""
+    server.shutdown()
+    server.server_close()
+    if thread is not None:
+        thread.join(timeout=10)
+    server.app.close()

@@ -38,6 +38,7 @@ from xnatsim.server import (
     XnatSimServer,
     make_server,
     serve_in_thread,
+    stop_in_thread,
 )
 from xnatsim.store import Store
 
@@ -135,11 +136,7 @@ def _start_in_process(folder: Path, port: int, latency_ms: float, seed: str | No
 def _stop_thread(server: Server) -> None:
     assert server.app is not None
     assert server._httpd is not None
-    server._httpd.shutdown()
-    server._httpd.server_close()
-    if server._thread is not None:
-        server._thread.join(timeout=10)
-    server.app.close()
+    stop_in_thread(server._httpd, server._thread)
 
 
 def _start_subprocess(folder: Path, port: int, latency_ms: float, seed: str | None, schema_cache: Path | None,

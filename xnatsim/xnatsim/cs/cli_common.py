@@ -84,7 +84,7 @@ def connect(args: argparse.Namespace) -> Iterator[Client]:
     if args.url:
         yield Client(args.url, args.user, password)
         return
-    from xnatsim.server import ServerConfig, make_server, serve_in_thread
+    from xnatsim.server import ServerConfig, make_server, serve_in_thread, stop_in_thread
 
     config = ServerConfig(data_dir=args.data, host="127.0.0.1", port=0, fetch_schemas=False)
     server = make_server(config)
@@ -92,13 +92,7 @@ def connect(args: argparse.Namespace) -> Iterator[Client]:
     try:
         yield Client(server.app.url, args.user, password)
     finally:
-        cs = server.app.state.get("cs")
-        if cs is not None:
-            cs.shutdown(wait=True)
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        server.app.close()
+        stop_in_thread(server, thread)
 
 
 def print_json(value: Any) -> None:

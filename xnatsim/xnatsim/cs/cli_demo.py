@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from xnatsim.cs.cli_launch import launch, show, wait_for
     from xnatsim.seed import DEMO_PROJECT, SeedError
     from xnatsim.seed import apply as apply_seed
-    from xnatsim.server import ServerConfig, make_server, serve_in_thread
+    from xnatsim.server import ServerConfig, make_server, serve_in_thread, stop_in_thread
 
     try:
         images = local_images(args.image_version)
@@ -129,12 +129,6 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return getattr(exc, "status", 1)
     finally:
-        cs = server.app.state.get("cs")
-        if cs is not None:
-            cs.shutdown(wait=True)
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        server.app.close()
+        stop_in_thread(server, thread)
         if tmp is not None:
             tmp.cleanup()

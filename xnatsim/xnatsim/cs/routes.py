@@ -28,8 +28,11 @@ def setup(app: App) -> None:
     if "cs" in app.state:
         return
     db = DocumentDB(app.store.data_dir / DB_FILE)
+    cs = ContainerService(app.store, db, server_url=lambda: app.url)
     app.state["cs-db"] = db
-    app.state["cs"] = ContainerService(app.store, db, server_url=lambda: app.url)
+    app.state["cs"] = cs
+    app.on_close(db.close)
+    app.on_close(cs.shutdown)  # runs first: queued and running containers finish
 
 
 def service(request: Request) -> ContainerService:

@@ -21,7 +21,9 @@ def setup(app: App) -> None:
     from xnatsim.cs.routes import setup as cs_setup
 
     cs_setup(app)
-    app.state["events"] = EventService(app.store, app.state["cs-db"], app.state["cs"])
+    events = EventService(app.store, app.state["cs-db"], app.state["cs"])
+    app.state["events"] = events
+    app.on_close(events.close)  # closes before the Container Service it launches into
 
 
 def events(request: Request) -> EventService:
