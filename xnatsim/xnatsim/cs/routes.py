@@ -85,6 +85,12 @@ def _require_project(request: Request, project: str, *, owner: bool = False) -> 
     return user
 
 
+def _command_ref(request: Request) -> Doc:
+    """The command named by the ``{cid}`` path parameter, or 404."""
+    doc = _command_ref(request)
+    return doc
+
+
 def _wrapper_ref(request: Request) -> tuple[Doc, Doc]:
     reg = _registry(request)
     params = request.params
@@ -192,9 +198,7 @@ def register(router: Router) -> None:
 
     @router.route("GET", "/xapi/commands/{cid}")
     def get_command(request: Request) -> Response:
-        doc = _registry(request).get(_int(request.params["cid"], "command"))
-        if doc is None:
-            raise HTTPError(404, f"No command with id {request.params['cid']}.")
+        doc = _command_ref(request)
         return Response.json(doc)
 
     @router.route("POST", "/xapi/commands/{cid}")
@@ -218,9 +222,7 @@ def register(router: Router) -> None:
     def add_wrapper(request: Request) -> Response:
         _require_manager(request)
         reg = _registry(request)
-        command = reg.get(_int(request.params["cid"], "command"))
-        if command is None:
-            raise HTTPError(404, f"No command with id {request.params['cid']}.")
+        command = _command_ref(request)
         body = _json_body(request)
         command["xnat"].append(body)
         try:
@@ -260,9 +262,7 @@ def register(router: Router) -> None:
     def set_visibility(request: Request) -> Response:
         _require_manager(request)
         reg = _registry(request)
-        command = reg.get(_int(request.params["cid"], "command"))
-        if command is None:
-            raise HTTPError(404, f"No command with id {request.params['cid']}.")
+        command = _command_ref(request)
         command["visibility"] = request.params["visibility"]
         try:
             reg.update(command["id"], command)
