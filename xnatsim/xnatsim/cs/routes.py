@@ -87,7 +87,9 @@ def _require_project(request: Request, project: str, *, owner: bool = False) -> 
 
 def _command_ref(request: Request) -> Doc:
     """The command named by the ``{cid}`` path parameter, or 404."""
-    doc = _command_ref(request)
+    doc = _registry(request).get(_int(request.params["cid"], "command"))
+    if doc is None:
+        raise HTTPError(404, f"No command with id {request.params['cid']}.")
     return doc
 
 
