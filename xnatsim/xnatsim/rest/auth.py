@@ -21,6 +21,15 @@ def _session_cookie(sid: str) -> str:
     return f"JSESSIONID={sid}; Path=/; HttpOnly"
 
 
+def _token_owner(request: Request) -> str:
+    """The ``{login}`` whose alias tokens the request works with: the caller, or anyone for admins."""
+    user = request.require_user()
+    login = request.params["login"]
+    if login != user and not request.store.is_admin(user):
+        raise HTTPError(403, "Only admins can work with alias tokens for other users.")
+    return login
+
+
 def register(router: Router) -> None:
     @router.route("PUT", "/data/services/auth", auth="public")
     @router.route("POST", "/data/services/auth", auth="public")
@@ -89,10 +98,7 @@ def register(router: Router) -> None:
 
     @router.route("GET", "/data/services/tokens/issue/user/{login}")
     def issue_for(request: Request) -> Response:
-        user = request.require_user()
-        login = request.params["login"]
-        if login != user and not request.store.is_admin(user):
-            raise HTTPError(403, "Only admins can work with alias tokens for other users.")
+        login = _token_owner(request)
         if not request.store.user_exists(login):
             raise HTTPError(404, f"User {login} not found.")
         return Response.json(request.store.issue_token(login))
@@ -116,10 +122,7 @@ def register(router: Router) -> None:
 
     @router.route("GET", "/data/services/tokens/show/user/{login}")
     def show_for(request: Request) -> Response:
-        user = request.require_user()
-        login = request.params["login"]
-        if login != user and not request.store.is_admin(user):
-            raise HTTPError(403, "Only admins can work with alias tokens for other users.")
+        login = _token_owner(request)
         return Response.json(request.store.list_tokens(login))
 
     @router.route("GET", "/data/users")
