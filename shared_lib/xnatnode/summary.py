@@ -8,12 +8,12 @@ subject, session, scan and resource for the CSV and HTML tables.  Pure functions
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from xnatnode.labels import label_pattern, visit_of
 from xnatnode.listings import LEVELS, ProjectData, Resource, Session
 
 #: Version of the summary.json layout; bump the major part on incompatible changes.
@@ -31,78 +31,12 @@ DATA_TYPES: dict[str, str] = {
 }
 DATA_TYPE_ORDER = ("MR", "PET", "CT", "other")
 
-#: Label tokens that name a modality rather than a visit (dropped when deriving the visit).
-MODALITY_TOKENS = frozenset(
-    {"mr", "mri", "pet", "pt", "ct", "petct", "petmr", "mrpet", "ctpet", "dwi", "fmri", "spect"}
-)
-NO_VISIT = "(none)"
 UNDATED = "undated"
-
-_SEPARATORS = re.compile(r"[_\-.\s]+")
 
 
 def data_type(xsi_type: str) -> str:
     """``MR``, ``PET``, ``CT`` or ``other`` for a session's xsiType."""
     return DATA_TYPES.get(xsi_type.strip().lower(), "other")
-
-
-def _tokens(text: str) -> list[str]:
-    return [t for t in _SEPARATORS.split(text) if t]
-
-
-def label_suffix(session_label: str, subject_label: str) -> str | None:
-    """What the session label adds to the subject label (``subj001_baseline_mr`` → ``baseline_mr``).
-
-    The subject label is removed as a prefix (case-insensitively) or, failing that, as a run of
-    whole tokens anywhere in the label.  ``""`` if the label is the subject label, ``None`` if
-    the label does not contain it at all.
-    """
-    label = session_label.strip()
-    subject = subject_label.strip()
-    if not subject:
-        return None
-    if label.lower().startswith(subject.lower()):
-        rest = label[len(subject) :]
-        # "subj001_..." yes, but "subj0012_..." is another subject: need a separator or the end.
-        if not rest or _SEPARATORS.match(rest):
-            return "_".join(_tokens(rest))
-    tokens = _tokens(label)
-    sub = [t.lower() for t in _tokens(subject)]
-    lowered = [t.lower() for t in tokens]
-    for i in range(len(tokens) - len(sub) + 1):
-        if lowered[i : i + len(sub)] == sub:
-            return "_".join(tokens[:i] + tokens[i + len(sub) :])
-    return None
-
-
-def visit_of(session_label: str, subject_label: str) -> str:
-    """The visit a session label encodes: its suffix without modality tokens
-    (``baseline_mr`` → ``baseline``); :data:`NO_VISIT` when nothing is left or nothing matches."""
-    suffix = label_suffix(session_label, subject_label)
-    if not suffix:
-        return NO_VISIT
-    tokens = [t for t in _tokens(suffix) if t.lower() not in MODALITY_TOKENS]
-    return "_".join(tokens) if tokens else NO_VISIT
-
-
-def label_pattern(session_label: str, subject_label: str) -> str:
-    """The session label's shape: subject label as ``{subject}``, digit runs as ``#``
-    (``subj001_v2_mr`` → ``{subject}_v#_mr``)."""
-    label = session_label.strip()
-    subject = subject_label.strip()
-    if subject and label.lower().startswith(subject.lower()):
-        rest = label[len(subject) :]
-        if not rest or _SEPARATORS.match(rest):
-            return "{subject}" + re.sub(r"\d+", "#", rest)
-    if subject:
-        idx = label.lower().find(subject.lower())
-        if idx >= 0:
-            return (
-                re.sub(r"\d+", "#", label[:idx])
-                + "{subject}"
-                + re.sub(r"\d+", "#", label[idx + len(subject) :])
-            )
-    return re.sub(r"\d+", "#", label)
 
 
 # --------------------------------------------------------------------------- table rows

@@ -4,47 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from summary_fixtures import small_project
+from xnatnode.labels import NO_VISIT
 from xnatnode.listings import ProjectData, Resource
-from xnatnode.summary import (
-    NO_VISIT,
-    SCHEMA_VERSION,
-    data_type,
-    label_pattern,
-    label_suffix,
-    summarise,
-    visit_of,
-)
+from xnatnode.summary import SCHEMA_VERSION, data_type, summarise
 
 NOW = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC)
-
-
-@pytest.mark.parametrize(
-    ("label", "subject", "suffix", "visit"),
-    [
-        ("subj001_baseline_mr", "subj001", "baseline_mr", "baseline"),
-        ("SUBJ001-Followup-PET", "subj001", "Followup_PET", "Followup"),
-        ("subj001_v2", "subj001", "v2", "v2"),
-        ("subj001", "subj001", "", NO_VISIT),
-        ("subj001_MR", "subj001", "MR", NO_VISIT),
-        ("baseline_subj001_mr", "subj001", "baseline_mr", "baseline"),
-        ("subj0012_baseline", "subj001", None, NO_VISIT),  # another subject's prefix
-        ("weird label!", "subj002", None, NO_VISIT),
-        ("", "subj002", None, NO_VISIT),
-        ("anything", "", None, NO_VISIT),
-        ("site.A_subj 7__week 4 .mr", "site.A_subj 7", "week_4_mr", "week_4"),
-    ],
-)
-def test_visit_from_label(label: str, subject: str, suffix: str | None, visit: str) -> None:
-    assert label_suffix(label, subject) == suffix
-    assert visit_of(label, subject) == visit
-
-
-def test_label_pattern() -> None:
-    assert label_pattern("subj001_v2_mr", "subj001") == "{subject}_v#_mr"
-    assert label_pattern("x_subj001_3", "subj001") == "x_{subject}_#"
-    assert label_pattern("MR12345", "subj001") == "MR#"
 
 
 def test_data_type() -> None:
