@@ -66,6 +66,11 @@ CONTROL_PARAMS = frozenset(
 
 _DEMOGRAPHICS = re.compile(r"^demographics\[@xsi:type=[\w:]+\]/(.+)$", re.IGNORECASE)
 _CUSTOM = re.compile(r"^fields/field\[name=([^\]]+)\]/field$", re.IGNORECASE)
+_ADD_PARAM = re.compile(r"^parameters/addParam\[name=([^\]]+)\]/addField$", re.IGNORECASE)
+#: stored-name prefixes of custom variables (``fields/field[name=x]``) and of scan parameters
+#: without an XSD field (``parameters/addParam[name=x]``, XSD type ``xnat:addField``)
+CUSTOM_PREFIX = "fields/"
+ADD_PARAM_PREFIX = "parameters/addParam/"
 
 
 def shortcut_field(kind: Kind, name: str) -> str:
@@ -84,7 +89,10 @@ def xpath_field(xpath: str) -> str:
         return found.group(1)
     found = _CUSTOM.match(xpath)
     if found:
-        return "fields/" + found.group(1).lower()
+        return CUSTOM_PREFIX + found.group(1).lower()
+    found = _ADD_PARAM.match(xpath)
+    if found:  # XNAT keeps the name as given
+        return ADD_PARAM_PREFIX + found.group(1)
     return xpath
 
 

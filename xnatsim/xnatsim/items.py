@@ -11,6 +11,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from xnatsim import xsitypes as T
+from xnatsim.fields import ADD_PARAM_PREFIX, CUSTOM_PREFIX
 from xnatsim.store import Experiment, Parent, Project, Resource, Scan, Store, Subject
 
 Item = dict[str, Any]
@@ -57,14 +58,28 @@ def _item(xsi_type: str, data: dict[str, Any], children: list[dict[str, Any]], i
     return {"children": children, "meta": meta, "data_fields": data}
 
 
+def _plain(name: str) -> bool:
+    """A field served in ``data_fields`` (not a custom variable or an ``addParam`` entry)."""
+    return not name.startswith((CUSTOM_PREFIX, ADD_PARAM_PREFIX))
+
+
 def _fields(fields: dict[str, str], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    return {k: _value(k, v) for k, v in fields.items() if k not in skip and not k.startswith("fields/")}
+    return {k: _value(k, v) for k, v in fields.items() if k not in skip and _plain(k)}
 
 
-def _custom(fields: dict[str, str]) -> list[dict[str, Any]]:
-    items = [_item("xnat:experimentData_field", {"name": k[7:], "field": v}, [])
-             for k, v in fields.items() if k.startswith("fields/")]
+def _custom(fields: dict[str, str], owner: str = "xnat:experimentData") -> list[dict[str, Any]]:
+    """Custom variables as XNAT serves them: children ``fields/field`` of type ``<owner>_field``."""
+    items = [_item(f"{owner}_field", {"name": k[len(CUSTOM_PREFIX):], "field": v}, [])
+             for k, v in fields.items() if k.startswith(CUSTOM_PREFIX)]
     return [{"field": "fields/field", "items": items}] if items else []
+
+
+def _add_params(fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Scan ``parameters/addParam`` entries: children of type ``xnat:addField`` whose text content
+    is ``addField`` [inferred from XFT's naming of simple content; not checked on a live XNAT]."""
+    items = [_item("xnat:addField", {"name": k[len(ADD_PARAM_PREFIX):], "addField": v}, [])
+             for k, v in fields.items() if k.startswith(ADD_PARAM_PREFIX)]
+    return [{"field": "parameters/addParam", "items": items}] if items else []
 
 
 def resource_item(resource: Resource) -> Item:
@@ -91,6 +106,7 @@ def project_item(store: Store, project: Project) -> Item:
         pi = _item("xnat:investigatorData", {"firstname": project.pi_firstname, "lastname": project.pi_lastname}, [])
         children.append({"field": "PI", "items": [pi]})
     children += _resources(store, store.list_resources(Parent("project", project.id)), "resources/resource")
+    children += _custom(project.fields, "xnat:projectData")
     return _item("xnat:projectData", {k: v for k, v in data.items() if v != ""}, children, project.insert_date)
 
 
@@ -103,7 +119,7 @@ def subject_item(store: Store, subject: Subject) -> Item:
         children.append({"field": "demographics", "items": [_item("xnat:demographicData", demo, [])]})
     children += _resources(store, store.list_resources(Parent("subject", subject.project, subject.id)),
                            "resources/resource")
-    children += _custom(subject.fields)
+    children += _custom(subject.fields, "xnat:subjectData")
     return _item("xnat:subjectData", data, children, subject.insert_date)
 
 
@@ -113,6 +129,7 @@ def scan_item(store: Store, scan: Scan, experiment: Experiment) -> Item:
     data.update(_fields(scan.fields))
     parent = Parent("scan", experiment.project, experiment.subject_id, experiment.id, scan.pk)
     children = _resources(store, store.list_resources(parent), "file")
+    children += _add_params(scan.fields) + _custom(scan.fields, "xnat:imageScanData")
     return _item(scan.xsi_type, data, children, experiment.insert_date)
 
 
@@ -204,20 +221,39 @@ def _render(name: str, value: Any) -> str:
 
 def _document(xsi_type: str, attrs: dict[str, str], fields: dict[str, str], attr_names: tuple[str, ...],
               order: tuple[str, ...], extra: dict[str, str]) -> str:
-    """Root element with attributes, then child elements in schema order (``extra``: pre-rendered)."""
-    values = {k: v for k, v in fields.items() if not k.startswith("fields/")}
+    """Root element with attributes, then child elements in schema order (``extra``: pre-rendered).
+    Custom variables become ``<xnat:fields><xnat:field name=…>``, ``addParam`` entries
+    ``<xnat:addParam name=…>`` at the end of ``<xnat:parameters>``."""
+    values = {k: v for k, v in fields.items() if _plain(k)}
     all_attrs = dict(attrs)
     for name in attr_names:
         if name in values and name not in all_attrs:
             all_attrs[name] = values.pop(name)
     rendered = {name: _render(name, value) for name, value in _tree(values).items()}
     rendered.update(extra)
+    _special_xml(fields, rendered)
     rank = {name: i for i, name in enumerate(order)}
     names = sorted(rendered, key=lambda n: (rank.get(n, len(order)), n))
     text = "".join(f" {k}={quoteattr(v)}" for k, v in all_attrs.items() if v)
     root = T.root_element(xsi_type)
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}{text} {XMLNS}>'
             + "".join(rendered[n] for n in names) + f"</{root}>")
+
+
+def _named(tag: str, fields: dict[str, str], prefix: str) -> str:
+    return "".join(f"<{tag} name={quoteattr(k[len(prefix):])}>{escape(v)}</{tag}>"
+                   for k, v in fields.items() if k.startswith(prefix))
+
+
+def _special_xml(fields: dict[str, str], rendered: dict[str, str]) -> None:
+    custom = _named("xnat:field", fields, CUSTOM_PREFIX)
+    if custom:
+        rendered["fields"] = f"<xnat:fields>{custom}</xnat:fields>"
+    params = _named("xnat:addParam", fields, ADD_PARAM_PREFIX)
+    if params:
+        inner = rendered.get("parameters", "<xnat:parameters></xnat:parameters>")
+        closing = "</xnat:parameters>"
+        rendered["parameters"] = inner[: -len(closing)] + params + closing
 
 
 def _resource_xml(resource: Resource, tag: str) -> str:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import IO
 
@@ -138,12 +139,14 @@ def _file_response(path: Path, name: str) -> Response:
         handle = path.open("rb")
     except FileNotFoundError as exc:
         raise HTTPError(404, "Unable to find file.") from exc
-    size = os.fstat(handle.fileno()).st_size
+    status = os.fstat(handle.fileno())
     suffix = Path(name).suffix.lower()
     media = _TEXT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-    return Response(200, _FileChunks(handle), media, {"Content-Length": str(size),
-                                           "Content-Disposition": f'inline; filename="{name}"'})
+    # XNAT serves files through Restlet's FileRepresentation, which sets the modification date
+    # [inferred from Restlet; not checked on a live XNAT].
+    return Response(200, _FileChunks(handle), media, {
+        "Content-Length": str(status.st_size), "Content-Disposition": f'inline; filename="{name}"',
+        "Last-Modified": formatdate(status.st_mtime, usegmt=True)})
 
 
 class _FileChunks:
