@@ -18,6 +18,7 @@ from xnatnode import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "validate_command_json",
     "project_summary",
+    "label_validation",
 )
 
 

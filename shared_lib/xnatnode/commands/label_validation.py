@@ -1,0 +1,119 @@
+"""``xnatnode label-validation``: labels checked against XNAT's rules, the project's naming
+convention and the DICOM headers, for one session (``--session``: what XNAT runs when a session is
+archived) or the whole project.  Writes findings.json, findings.csv and findings.html to the output
+directory (XNAT uploads them as the ``LABEL_CHECK`` resource).
+
+Request budget: 1 (convention) + 3 per session, +1 for site-wide uniqueness; a project audit is
+1 + 3 (+1) whatever its size.  Exit 0 unless ``fail-on`` (convention or ``--fail-on``) says the
+findings fail the run; then 6, and XNAT uploads nothing of a failed container.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xnatnode.labels import Kind, is_legal
+from xnatnode.options import add_connection_arguments
+from xnatnode.runtime import add_runtime_arguments
+
+NAME = "label-validation"
+HELP = ("Check subject, session and scan labels against XNAT's rules, the project's naming "
+        "convention and the DICOM headers; findings as JSON, CSV and HTML.")
+
+
+def project_id(text: str) -> str:
+    """An argparse type: an XNAT project ID."""
+    if not is_legal(text, Kind.PROJECT):
+        raise argparse.ArgumentTypeError(
+            f"not an XNAT project ID (letters, digits, _ and - only): {text!r}")
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", required=True, type=project_id, metavar="ID",
+                        help="XNAT project ID")
+    parser.add_argument("--session", metavar="LABEL_OR_ID",
+                        help="check this session only (its label or accession ID); default: the "
+                        "whole project")
+    parser.add_argument("--convention", type=Path, metavar="FILE",
+                        help="naming convention (YAML or JSON); default: the project's config "
+                        "xnatnode/labels in XNAT, else XNAT's own rules only")
+    parser.add_argument("--fail-on", choices=("error", "warning", "never"),
+                        help="exit 6 when findings of this severity exist (default: the "
+                        "convention's fail-on, else never); XNAT uploads no report of a failed run")
+    add_connection_arguments(parser)
+    add_runtime_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from xnatnode import __version__
+    from xnatnode.client import connect_from_args
+    from xnatnode.labelcheck import report
+    from xnatnode.labelcheck.checks import run_checks
+    from xnatnode.labelcheck.convention import NO_CONVENTION, ConventionError, load_convention
+    from xnatnode.labelcheck.headers import read_headers
+    from xnatnode.labelcheck.rules import fails
+    from xnatnode.labelcheck.source import read_convention_text, read_project, read_session
+    from xnatnode.listings import archive_root
+    from xnatnode.runtime import ExitCode, Run, UsageError
+
+    with Run(NAME, args) as run:
+        started = dt.datetime.now(dt.UTC)
+        convention = NO_CONVENTION
+        if args.convention is not None:
+            try:
+                text = args.convention.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"--convention {args.convention}: {exc.strerror}") from None
+            try:
+                convention = load_convention(text, "file", str(args.convention))
+            except ConventionError as exc:
+                raise UsageError(f"bad convention: {exc}") from None
+        with connect_from_args(args) as conn:
+            run.connection = conn
+            if args.convention is None:
+                text_or_none = read_convention_text(conn, args.project)
+                if text_or_none is not None:
+                    where = f"config xnatnode/labels of project {args.project}"
+                    try:
+                        convention = load_convention(text_or_none, "config", where)
+                    except ConventionError as exc:
+                        raise UsageError(f"bad convention: {exc}") from None
+            run.log.info("convention: %s", convention.location or "none (XNAT's own rules only)")
+            site = convention.uniqueness == "site"
+            if args.session:
+                snap = read_session(conn, args.project, args.session, site=site)
+            else:
+                snap = read_project(conn, args.project, site=site)
+            run.log.info("%d subjects, %d sessions, %d scans read in %d requests",
+                         len(snap.subjects), len(snap.sessions), len(snap.scans), conn.request_count)
+            targets = [s for s in snap.sessions if s.id in set(snap.targets) and s.is_image_session]
+            if run.input_dir.is_dir():
+                progress = run.progress("DICOM headers", len(targets))
+                archive = archive_root(str(run.input_dir), args.project)
+                snap.headers = read_headers(run.input_dir, archive, targets, snap.unreadable,
+                                            progress=progress.advance)
+            findings = run_checks(snap, convention)
+            fail_on = args.fail_on or convention.fail_on
+            outcome = report.build(
+                snap, convention, findings, fail_on=fail_on, generated=started,
+                source={"xnat_host": conn.host, "requests": conn.request_count,
+                        "generator": f"xnatnode {__version__} {NAME}"},
+            )
+            paths = report.write(outcome, run.output_dir)
+            doc = outcome.document
+            run.record.update({"project": args.project, "session": args.session,
+                               "verdict": doc["verdict"], "totals": doc["totals"],
+                               "files_written": [p.name for p in paths]})
+            run.log.info("%s: %d errors, %d warnings; wrote %s", doc["verdict"],
+                         doc["totals"]["error"], doc["totals"]["warning"],
+                         ", ".join(p.name for p in paths))
+            if fails(findings, fail_on):
+                run.log.error("fail-on %s: exiting %d (XNAT uploads no outputs of a failed "
+                              "container; findings are in %s)", fail_on, int(ExitCode.PARTIAL),
+                              run.output_dir)
+                run.exit_code = ExitCode.PARTIAL
+    return int(run.exit_code)
