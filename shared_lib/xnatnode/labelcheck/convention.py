@@ -174,10 +174,12 @@ def _yaml_message(exc: yaml.MarkedYAMLError, source: str, text: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
     problem = exc.problem or exc.context or "syntax error"
-    if mark is not None:
-        line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-        if "\t" in line[: mark.column + 1] and "tab" in problem:
-            problem = "a tab character: YAML indents with spaces only"
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+        problem = "a tab character: YAML indents with spaces only"
+    context = exc.context_mark
+    if exc.context and context is not None and context is not mark:
+        problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
     return f"{source}: {where}: {problem}"
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from xnatnode import listings
 from xnatnode.errors import NotFound, XnatError
 from xnatnode.labelcheck.convention import CONFIG_PATH, CONFIG_TOOL
 from xnatnode.labelcheck.records import ScanRec, SessionRec, SiteLabel, Snapshot, SubjectRec
@@ -65,27 +66,18 @@ def read_convention_text(conn: Reader, project: str) -> str | None:
 
 
 def list_subjects(conn: Reader, project: str) -> list[SubjectRec]:
-    rows = conn.get_table(f"/data/projects/{_seg(project)}/subjects",
-                          {"columns": "ID,label", "limit": "*"})
-    return [SubjectRec(_col(r, "ID"), _col(r, "label")) for r in rows if _col(r, "ID")]
+    """Every subject of the project: one request."""
+    return [SubjectRec(s.id, s.label) for s in listings.list_subjects(conn, project)]
 
 
-def list_experiments(conn: Reader, project: str) -> list[SessionRec]:
+def list_experiments(conn: Reader, project: str, subjects: Sequence[SubjectRec]) -> list[SessionRec]:
     """Every experiment of the project (labels, types, dates, subjects): one request."""
-    rows = conn.get_table(
-        f"/data/projects/{_seg(project)}/experiments",
-        {"columns": "ID,label,xsiType,date,subject_ID,subject_label", "limit": "*"},
-    )
-    out: dict[str, SessionRec] = {}
-    for r in rows:
-        sid = _col(r, "ID")
-        if sid and sid not in out:
-            out[sid] = SessionRec(
-                id=sid, label=_col(r, "label"), subject_id=_col(r, "subject_ID"),
-                subject_label=_col(r, "subject_label"), xsi_type=_col(r, "xsiType"),
-                date=parse_date(_col(r, "date")),
-            )
-    return list(out.values())
+    subject_labels = {s.id: s.label for s in subjects}
+    return [
+        SessionRec(id=s.id, label=s.label, subject_id=s.subject_id,
+                   subject_label=subject_labels.get(s.subject_id, ""), xsi_type=s.xsi_type, date=s.date)
+        for s in listings.list_sessions(conn, project)
+    ]
 
 
 def list_image_details(conn: Reader, project: str) -> tuple[dict[str, dict[str, str]], list[ScanRec]]:
@@ -128,7 +120,7 @@ def _with_stored(session: SessionRec, values: Mapping[str, str]) -> SessionRec:
 def read_project(conn: Reader, project: str, *, site: bool) -> Snapshot:
     """Project context: every subject, session and scan (3 requests, +1 with ``site``)."""
     subjects = list_subjects(conn, project)
-    experiments = list_experiments(conn, project)
+    experiments = list_experiments(conn, project, subjects)
     fields, scans = list_image_details(conn, project)
     sessions = [_with_stored(s, fields[s.id]) if s.id in fields else s for s in experiments]
     snap = Snapshot(project, "project", subjects=subjects, sessions=sessions, scans=scans,
@@ -161,8 +153,8 @@ def read_session(conn: Reader, project: str, ref: str, *, site: bool) -> Snapsho
     item = _session_document(conn, project, ref)
     data = item["data_fields"]
     xsi_type = str((item.get("meta") or {}).get("xsi:type") or "")
-    experiments = list_experiments(conn, project)
     subjects = list_subjects(conn, project)
+    experiments = list_experiments(conn, project, subjects)
     subject_id = str(data.get("subject_ID") or "")
     subject_label = next((s.label for s in subjects if s.id == subject_id), "")
     session = SessionRec(
