@@ -2,6 +2,7 @@
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
 and keeps heavy imports inside ``run`` so that ``xnatnode --version`` and argument errors stay fast.
+``run`` turns ``args`` into its typed settings once (:func:`xnatnode.settings.load_settings`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from xnatnode import __version__
+from xnatnode.settings import SettingsParser
 
 #: Command modules, in the order ``xnatnode --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -28,7 +30,7 @@ def _load(name: str) -> ModuleType:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: the single source of truth for every flag a command JSON may use."""
-    parser = argparse.ArgumentParser(
+    parser = SettingsParser(
         prog="xnatnode",
         description="Container Service commands that look after the data of an XNAT node.",
     )

@@ -7,18 +7,30 @@ up, where ``xnat.connect()`` costs a dozen or more plus about a second of class 
 not pay that. :meth:`Connection.xnatpy` opens an xnatpy session with the same credentials, lazily,
 for the code where the object model pays.
 
-Idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS) are retried with exponential back-off on
-connection failures, dropped connections, time-outs and 502/503/504; POST only when the
-connection could not even be opened. Every attempt is counted in :attr:`Connection.request_count`.
+Idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS) are retried with exponential back-off and
+jitter (:class:`~xnatnode.settings.RetrySettings`) on connection failures, dropped connections,
+time-outs and 502/503/504; reads (GET, HEAD, OPTIONS) also on 500 and on a JSON answer that does
+not parse (a truncated body); POST only when the connection could not even be opened. Every
+attempt is counted in :attr:`Connection.request_count`.
+
+Time limits: ``timeout`` is the deadline of one attempt, from connecting to the last byte of the
+answer (a server that dribbles one byte a second is cut off, not waited for), and the run's
+:class:`~xnatnode.deadline.Deadline` bounds everything: no attempt starts, and no retry waits,
+past it, and a request still running when it comes is cut (exit 3).
+
+Credentials are sent to the connection's own host only: requests drops the ``Authorization``
+header on a redirect to another host, and in a Container Service job the host is ``XNAT_HOST``
+(no flag may change it, see :mod:`xnatnode.settings`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
+import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +43,15 @@ import requests
 import urllib3
 
 from xnatnode import __version__
-from xnatnode.credentials import ENV_PASS, ENV_USER, Credentials, resolve_credentials
+from xnatnode.credentials import (
+    ENV_HOST,
+    ENV_PASS,
+    ENV_USER,
+    Credentials,
+    launched_by_xnat,
+    resolve_credentials,
+)
+from xnatnode.deadline import NEVER, Deadline
 from xnatnode.errors import (
     ConfigError,
     Conflict,
@@ -41,8 +61,15 @@ from xnatnode.errors import (
     Unreachable,
     XnatError,
 )
-from xnatnode.options import DEFAULT_RETRIES, DEFAULT_TIMEOUT, add_connection_arguments
 from xnatnode.redact import redact
+from xnatnode.safefiles import open_output
+from xnatnode.settings import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    ConnectionSettings,
+    RetrySettings,
+)
 
 __all__ = [
     "ConfigError",
@@ -53,20 +80,20 @@ __all__ = [
     "Unauthorized",
     "Unreachable",
     "XnatError",
-    "add_connection_arguments",
     "connect",
-    "connect_from_args",
+    "connect_with",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Methods that may be repeated without changing the result.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Methods that only read: also retried on 500 and on an answer that does not parse.
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Statuses of a proxy or a restarting XNAT: worth another try on idempotent requests.
 RETRY_STATUSES = frozenset({502, 503, 504})
-#: Longest wait between two attempts, whatever the back-off or Retry-After says.
-MAX_DELAY = 30.0
-DEFAULT_BACKOFF = 0.5
+#: Statuses worth another try on reads only (a 500 on a write may have done part of it).
+READ_RETRY_STATUSES = RETRY_STATUSES | {500}
 
 Verify = bool | str
 USER_AGENT = f"xnatnode/{__version__} requests/{requests.__version__}"
@@ -97,11 +124,14 @@ class Connection:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
+        retry: RetrySettings | None = None,
+        deadline: Deadline = NEVER,
     ) -> None:
-        if timeout <= 0:
-            raise ConfigError(f"the time-out must be positive, not {timeout}")
-        if retries < 0:
-            raise ConfigError(f"retries must be 0 or more, not {retries}")
+        retry = retry or RetrySettings(retries=retries, backoff=backoff)
+        if not (timeout > 0 and timeout < float("inf")):
+            raise ConfigError(f"the time-out must be a positive number of seconds, not {timeout}")
+        if retry.retries < 0:
+            raise ConfigError(f"retries must be 0 or more, not {retry.retries}")
         if isinstance(verify, str) and not Path(verify).exists():
             raise ConfigError(f"CA bundle {verify} does not exist")
         self._credentials = credentials
@@ -109,15 +139,15 @@ class Connection:
         self.user: str = credentials.user
         self.verify: Verify = verify
         self.timeout = float(timeout)
-        self.retries = retries
-        self.backoff = backoff
+        self.retry = retry
+        self.deadline = deadline
         self._count_lock = threading.Lock()
         self._request_count = 0
         self._session = requests.Session()
         self._session.auth = (credentials.user, credentials.password)
         self._session.headers["User-Agent"] = USER_AGENT
         # Retries are ours (so that each attempt is counted); the pool serves a few threads.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._xnatpy: Any = None
@@ -179,6 +209,11 @@ class Connection:
             raise ValueError(f"XNAT paths start with '/' (e.g. /data/projects), not {path!r}")
         return self.host + path
 
+    @property
+    def retries(self) -> int:
+        """Retries of a failed idempotent request."""
+        return self.retry.retries
+
     def request(
         self,
         method: str,
@@ -190,43 +225,59 @@ class Connection:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         timeout: float | None = None,
+        check: Callable[[requests.Response], None] | None = None,
     ) -> requests.Response:
-        """Send one request (with retries); raise an :class:`XnatError` on failure or status >= 400."""
+        """Send one request (with retries); raise an :class:`XnatError` on failure or status >= 400.
+
+        ``check`` inspects a successful answer of a read and raises :class:`Unusable` for one
+        that is worth asking again (say, JSON cut short).
+        """
         method = method.upper()
         url = self.url(path)
         shown = _shown(url, self.host)
         idempotent = method in IDEMPOTENT
+        retry_statuses = READ_RETRY_STATUSES if method in READS else RETRY_STATUSES
         rewind = _rewinder(data, files)
+        limit = timeout or self.timeout
         attempt = 0
         while True:
+            self.deadline.check(f"waiting to send {method} {shown}")
             self._count()
             started = time.monotonic()
+            budget = min(limit, self.deadline.remaining())
+            retry_after: str | None = None
+            watch = _Watch()
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    files=files,
-                    headers=dict(headers) if headers else None,
-                    stream=stream,
-                    timeout=timeout or self.timeout,
-                    verify=self.verify,
-                )
+                with watch.cutting_after(budget + _GRACE):
+                    response = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        files=files,
+                        headers=dict(headers) if headers else None,
+                        stream=stream,
+                        timeout=budget,
+                        verify=self.verify,
+                    )
+                if watch.fired:  # cut mid-headers, http.client may take what came as complete
+                    response.close()
+                    raise requests.ConnectionError("cut off")
             except requests.RequestException as exc:
+                failure: requests.RequestException = exc
+                if self.deadline.expired():
+                    raise self.deadline.error(f"waiting for XNAT's answer to {method} {shown}") from None
+                if watch.fired:
+                    failure = _CutOff(f"no complete answer within {budget:g} s")
                 retry = (
                     attempt < self.retries
                     and rewind is not None
-                    and _transient(exc)
-                    and (idempotent or _never_sent(exc))
+                    and _transient(failure)
+                    and (idempotent or _never_sent(failure))
                 )
                 if not retry:
-                    raise self._failure(method, shown, exc, attempt + 1, timeout) from None
-                delay = self._delay(attempt, None)
-                log.warning(
-                    "%s %s: %s; retry %d/%d in %.1f s",
-                    method, shown, _why(exc, timeout or self.timeout), attempt + 1, self.retries, delay,
-                )
+                    raise self._failure(method, shown, failure, attempt + 1, budget) from None
+                reason = _why(failure, budget)
             else:
                 if response.history:
                     self._count(len(response.history))
@@ -235,46 +286,71 @@ class Connection:
                     method, shown, response.status_code, time.monotonic() - started,
                 )
                 status = response.status_code
-                if (
-                    status in RETRY_STATUSES
-                    and idempotent
-                    and rewind is not None
-                    and attempt < self.retries
-                ):
-                    delay = self._delay(attempt, response.headers.get("Retry-After"))
-                    log.warning(
-                        "%s %s: XNAT answered %d %s; retry %d/%d in %.1f s",
-                        method, shown, status, response.reason, attempt + 1, self.retries, delay,
+                if response.history and _is_login_page(response.url):
+                    response.close()
+                    raise Unauthorized(
+                        redact(
+                            f"XNAT at {self.host} sent {method} {shown} to its login page: the "
+                            f"credentials of user {self.user!r} were not accepted; check "
+                            f"{ENV_USER}/{ENV_PASS} or ~/.netrc (alias tokens expire)"
+                        ),
+                        status=status, method=method, url=shown,
                     )
+                if status in retry_statuses and idempotent and rewind is not None:
+                    if attempt >= self.retries:
+                        raise self._status_error(method, shown, response, attempt + 1)
+                    reason = f"XNAT answered {status} {response.reason}"
+                    retry_after = response.headers.get("Retry-After")
                     response.close()
                 elif status >= 400:
                     raise self._status_error(method, shown, response, attempt + 1)
-                else:
+                elif check is None:
                     return response
+                else:
+                    try:
+                        check(response)
+                    except Unusable as exc:
+                        if method not in READS or attempt >= self.retries:
+                            raise XnatError(redact(f"{exc} ({attempt + 1} attempts)"
+                                                   if attempt else str(exc)),
+                                            status=status, method=method, url=shown) from None
+                        reason = str(exc)
+                    else:
+                        return response
+            delay = self._delay(attempt, retry_after)
+            if delay >= self.deadline.remaining():
+                raise self.deadline.error(f"retrying {method} {shown} ({reason})")
+            log.warning("%s %s: %s; retry %d/%d in %.1f s",
+                        method, shown, reason, attempt + 1, self.retries, delay)
             time.sleep(delay)
             attempt += 1
             if rewind is not None:
                 rewind()
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        delay = float(self.backoff * (2**attempt))
+        """Back-off before retry ``attempt + 1``: doubling, with up to 10% jitter (so that many
+        jobs hit by the same outage do not come back at once), at least a sane Retry-After,
+        at most ``max_delay``."""
+        growth = float(2 ** min(attempt, 30))
+        delay = self.retry.backoff * growth * (1 + random.uniform(0, 0.1))
         if retry_after is not None:
             with contextlib.suppress(ValueError):
-                delay = max(delay, float(retry_after))
-        return min(delay, MAX_DELAY)
+                wanted = float(retry_after)
+                if 0 <= wanted < float("inf"):
+                    delay = max(delay, wanted)
+        return min(delay, self.retry.max_delay)
 
     def _failure(self, method: str, shown: str, exc: requests.RequestException, attempts: int,
                  timeout: float | None = None) -> XnatError:
-        if not isinstance(exc, requests.ConnectionError | requests.Timeout):
-            return XnatError(redact(f"{method} {shown} failed: {type(exc).__name__}: {exc}"),
-                             method=method, url=shown)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if not _transient(exc) and not isinstance(exc, requests.exceptions.SSLError):
+            return XnatError(redact(f"{method} {shown} failed{tries}: {type(exc).__name__}: {exc}"),
+                             method=method, url=shown)
         why = _why(exc, timeout or self.timeout)
         message = f"cannot reach XNAT at {self.host} ({method} {shown}{tries}): {why}"
         hostname = urlsplit(self.host).hostname or ""
-        # A read time-out means something listening answered the connection: not the hint's case.
-        if (_is_local(hostname) and running_in_container()
-                and not isinstance(exc, requests.ReadTimeout)):
+        # Only when nothing answered: a server that accepted the connection is not the hint's case.
+        if _is_local(hostname) and running_in_container() and _never_sent(exc):
             message += (
                 f". {hostname} inside a container is the container itself, not the XNAT server:"
                 " set XNAT's Processing URL (Administer > Site Administration > Pipeline Settings)"
@@ -324,23 +400,16 @@ class Connection:
         return self.request("GET", path, params=params, **kwargs)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """``GET path?format=json``, parsed."""
+        """``GET path?format=json``, parsed; an answer cut short is asked for again."""
         query = dict(params or {})
         query.setdefault("format", "json")
-        response = self.request("GET", path, params=query)
-        try:
-            return response.json()
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
-            raise XnatError(
-                redact(
-                    f"expected JSON from GET {_shown(response.url, self.host)}, got {kind}: "
-                    f"{_body_excerpt(response)}"
-                ),
-                status=response.status_code,
-                method="GET",
-                url=path,
-            ) from None
+        parsed: list[Any] = []
+
+        def parse(response: requests.Response) -> None:
+            parsed[:] = [_parse_json(response, self.host)]
+
+        self.request("GET", path, params=query, check=parse)
+        return parsed[0]
 
     def get_table(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
         """The ``ResultSet.Result`` rows of a listing, every value as text (``None`` -> ``""``)."""
@@ -374,29 +443,34 @@ class Connection:
         return self.request("DELETE", path, params=params, **kwargs)
 
     def download(self, path: str, dest: Path, params: Mapping[str, Any] | None = None) -> Path:
-        """Stream ``GET path`` into ``dest`` (via ``dest.part``); a drop mid-way starts it again."""
+        """Stream ``GET path`` into ``dest``, written safely (:mod:`xnatnode.safefiles`); a drop
+        mid-way starts it again. The run's deadline cuts a download that is still running."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(dest.name + ".part")
+        shown = _shown(self.url(path), self.host)
         attempt = 0
         while True:
             response = self.request("GET", path, params=params, stream=True)
+            watch = _Watch()
             try:
-                with partial.open("wb") as out:
+                with watch.cutting_after(self.deadline.remaining()), \
+                        open_output(dest, "wb") as out:
                     for chunk in response.iter_content(chunk_size=1 << 20):
                         out.write(chunk)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                if watch.fired or self.deadline.expired():
+                    raise self.deadline.error(f"downloading {shown}") from None
                 if attempt >= self.retries:
-                    partial.unlink(missing_ok=True)
-                    raise self._failure("GET", _shown(self.url(path), self.host),
-                                        requests.ConnectionError(str(exc)), attempt + 1) from None
+                    raise self._failure("GET", shown, exc, attempt + 1) from None
                 delay = self._delay(attempt, None)
+                if delay >= self.deadline.remaining():
+                    raise self.deadline.error(f"retrying the download of {shown}") from None
                 log.warning("GET %s: download interrupted (%s); retry %d/%d in %.1f s",
-                            path, type(exc).__name__, attempt + 1, self.retries, delay)
+                            shown, _why(exc, self.timeout), attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 attempt += 1
             else:
-                partial.replace(dest)
                 return dest
             finally:
                 response.close()
@@ -497,6 +571,125 @@ def _counting_sessions(hook: Callable[..., None], verify: Verify) -> Iterator[No
             requests.Session = original  # type: ignore[misc]
 
 
+class Unusable(Exception):
+    """A successful answer that cannot be used (say, JSON cut short): worth asking again."""
+
+
+class _CutOff(requests.Timeout):
+    """An attempt cut off by its deadline (the server answered too slowly)."""
+
+
+#: How long after its time-out an attempt is cut (a silent server's read time-out comes first).
+_GRACE = 0.25
+
+
+class _Watch:
+    """Cuts the connection of the current thread's request when its time is up.
+
+    ``timeout`` in requests limits each socket read, so a server that sends a byte now and then
+    never times out; this closes the socket (from a timer thread) once the attempt's own
+    deadline passes, which makes the blocked read fail at once.
+    """
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.connection: Any = None
+
+    @contextlib.contextmanager
+    def cutting_after(self, seconds: float) -> Iterator[None]:
+        if seconds == float("inf"):
+            yield
+            return
+        timer = threading.Timer(max(0.0, seconds), self._cut)
+        timer.daemon = True
+        previous = getattr(_watching, "watch", None)
+        _watching.watch = self
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            _watching.watch = previous
+
+    def _cut(self) -> None:
+        self.fired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw socket, even under TLS
+
+
+#: The :class:`_Watch` of each thread's request in progress.
+_watching = threading.local()
+
+
+def _watched(connection_class: type[Any]) -> type[Any]:
+    """A urllib3 connection class that tells the thread's :class:`_Watch` which socket to cut."""
+
+    class Watched(connection_class):  # type: ignore[misc]
+        def connect(self) -> None:
+            self._register()
+            super().connect()
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            self._register()
+            super().request(*args, **kwargs)
+
+        def _register(self) -> None:
+            watch = getattr(_watching, "watch", None)
+            if watch is not None:
+                watch.connection = self
+
+    Watched.__name__ = f"Watched{connection_class.__name__}"
+    return Watched
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections a :class:`_Watch` can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool, "https": _WatchedHTTPSPool,
+        }
+
+
+def _parse_json(response: requests.Response, host: str) -> Any:
+    """The JSON of an answer; :class:`Unusable` if a JSON answer does not parse (cut short),
+    :class:`XnatError` if the answer is not JSON at all (an HTML page, say)."""
+    kind = response.headers.get("Content-Type", "no content type")
+    shown = _shown(response.url, host)
+    try:
+        return response.json()
+    except ValueError as exc:
+        size = len(response.content)
+        if "json" in kind.lower():
+            raise Unusable(
+                f"XNAT's answer to GET {shown} is not valid JSON ({size} bytes, {exc}): an "
+                "answer cut short"
+            ) from None
+        raise XnatError(
+            redact(f"expected JSON from GET {shown}, got {kind}: {_body_excerpt(response)}"),
+            status=response.status_code, method="GET", url=shown,
+        ) from None
+
+
+_LOGIN_PATH = re.compile(r"/(app/template/login\.vm|app/action/login\w*|login)/?$", re.IGNORECASE)
+
+
+def _is_login_page(url: str) -> bool:
+    """Whether ``url`` is XNAT's login page (where it redirects an unauthenticated request)."""
+    return bool(_LOGIN_PATH.search(urlsplit(url).path))
+
+
 def _shown(url: str, host: str) -> str:
     """The part of ``url`` to show in messages: the path below the host, query included."""
     return url[len(host):] if url.startswith(host) else url
@@ -575,7 +768,15 @@ def _why(exc: BaseException, timeout: float) -> str:
     """A short human reason for a connection failure."""
     reason: Any = exc.args[0] if exc.args else exc
     reason = getattr(reason, "reason", reason)
+    if isinstance(exc, _CutOff):
+        return str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
+        text = str(exc).lower()
+        if any(sign in text for sign in _NOT_TLS):
+            return ("the server does not speak TLS there (a plain-HTTP port behind an https:// "
+                    "URL? use http:// or the HTTPS port)")
+        if "certificate" not in text and "verify" not in text:
+            return f"TLS handshake failed ({_first_line(reason)})"
         return (
             "TLS certificate verification failed (for a private CA pass --ca-bundle FILE; "
             f"{_first_line(reason)})"
@@ -599,6 +800,11 @@ def _why(exc: BaseException, timeout: float) -> str:
     return _first_line(reason)
 
 
+#: OpenSSL's words for a TLS client that got a plain-HTTP answer.
+_NOT_TLS = ("wrong version number", "record layer failure", "http request", "unknown protocol",
+            "packet length too long")
+
+
 def _first_line(value: object) -> str:
     text = str(value).strip().splitlines()
     return text[0][:200] if text else type(value).__name__
@@ -616,29 +822,49 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
+    retry: RetrySettings | None = None,
     netrc_file: str | os.PathLike[str] | None = None,
+    deadline: Deadline = NEVER,
 ) -> Connection:
     """A :class:`Connection`; missing values come from ``XNAT_HOST``/``XNAT_USER``/``XNAT_PASS``,
     then the netrc file. Sends no request."""
     credentials = resolve_credentials(host, user, password, netrc_file=netrc_file)
     connection = Connection(credentials, verify=verify, timeout=timeout, retries=retries,
-                            backoff=backoff)
+                            backoff=backoff, retry=retry, deadline=deadline)
     log.info("XNAT at %s (%s)", credentials.host, credentials.source)
     return connection
 
 
-def connect_from_args(args: argparse.Namespace) -> Connection:
-    """:func:`connect` with the flags of :func:`add_connection_arguments`."""
+def connect_with(
+    settings: ConnectionSettings,
+    *,
+    deadline: Deadline = NEVER,
+    environ: Mapping[str, str] | None = None,
+) -> Connection:
+    """:func:`connect` with a run's :class:`~xnatnode.settings.ConnectionSettings`.
+
+    In a Container Service job (:func:`~xnatnode.credentials.launched_by_xnat`) the connection
+    comes from the environment only: any connection flag is a :class:`ConfigError` (exit 2),
+    so that no launch value can send the job's alias token to another host.
+    """
+    env = os.environ if environ is None else environ
+    if launched_by_xnat(env) and settings.given:
+        raise ConfigError(
+            f"{', '.join(settings.given)} refused: XNAT's Container Service launched this job "
+            f"({ENV_HOST}, {ENV_USER} and {ENV_PASS} are set), so the connection comes from the "
+            "environment only (a launch value must not redirect the job's token)"
+        )
     verify: Verify = True
-    if getattr(args, "insecure", False):
+    if settings.insecure:
         verify = False
-    elif getattr(args, "ca_bundle", None):
-        verify = str(args.ca_bundle)
+    elif settings.ca_bundle is not None:
+        verify = str(settings.ca_bundle)
     return connect(
-        getattr(args, "xnat_host", None),
-        getattr(args, "xnat_user", None),
+        settings.host,
+        settings.user,
         verify=verify,
-        timeout=getattr(args, "timeout", DEFAULT_TIMEOUT),
-        retries=getattr(args, "retries", DEFAULT_RETRIES),
-        netrc_file=getattr(args, "netrc", None),
+        timeout=settings.timeout,
+        retry=settings.retry,
+        netrc_file=settings.netrc,
+        deadline=deadline,
     )

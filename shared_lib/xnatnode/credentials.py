@@ -8,7 +8,11 @@ Precedence per value (the Container Service injects the environment variables):
   (used only when its login matches the user, or no user was given).
 
 Inside a Container Service job ``XNAT_USER`` is the *alias* of a per-launch alias token and
-``XNAT_PASS`` its *secret*; both are used as HTTP Basic credentials. The netrc file is
+``XNAT_PASS`` its *secret*; both are used as HTTP Basic credentials. The rule for "launched by
+XNAT" (:func:`launched_by_xnat`): ``XNAT_HOST``, ``XNAT_USER`` and ``XNAT_PASS`` are all set and
+non-empty, as the Container Service sets them in every job (spec B.6); a person running a command
+by hand rarely sets all three. A password from ``XNAT_PASS`` is only ever sent to ``XNAT_HOST``:
+a host given otherwise (``--xnat-host``, the API) is refused while ``XNAT_PASS`` is in use. The netrc file is
 ``netrc_file`` -> ``$NETRC`` -> ``~/.netrc``, and the machine key is the host's ``host:port``
 (as xnatpy looks it up) or, failing that, the bare host name (as curl does).
 """
@@ -54,6 +58,13 @@ class Credentials:
     def is_alias_token(self) -> bool:
         """Whether ``user`` looks like an XNAT alias token (a UUID), as the CS injects."""
         return bool(_ALIAS_TOKEN.match(self.user))
+
+
+def launched_by_xnat(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs in a Container Service job: ``XNAT_HOST``, ``XNAT_USER`` and
+    ``XNAT_PASS`` all set (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    return all(env.get(name) for name in (ENV_HOST, ENV_USER, ENV_PASS))
 
 
 def normalize_host(host: str) -> str:
@@ -143,6 +154,12 @@ def resolve_credentials(
     elif env.get(ENV_PASS):
         password = env[ENV_PASS]
         sources.append(f"password from {ENV_PASS}")
+        home = env.get(ENV_HOST)
+        if home and normalize_host(home) != base:
+            raise ConfigError(
+                f"the password in {ENV_PASS} belongs to {ENV_HOST} ({normalize_host(home)}) and "
+                f"is never sent to another host ({base}); unset {ENV_PASS} to use netrc there"
+            )
     if not password:
         path = netrc_path(netrc_file, env)
         found = netrc_login(base, path)

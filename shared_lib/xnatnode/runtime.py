@@ -1,12 +1,18 @@
 """The container contract every command follows.
 
+* Settings: one :class:`~xnatnode.settings.Settings` per run (see :mod:`xnatnode.settings`).
 * Input and output directories: ``--input`` (default ``$XNATNODE_INPUT`` or ``/input``, where the
   Container Service mounts the archive read-only) and ``--output`` (default ``$XNATNODE_OUTPUT`` or
   ``/output``, whose files XNAT uploads when the job succeeds). The output directory is created if
-  missing.
+  missing. Every output file is written with :mod:`xnatnode.safefiles`.
 * Log lines for the CS log viewer (see :mod:`xnatnode.logs`), on stderr, never showing a secret.
 * Exit codes (:class:`ExitCode`): XNAT marks a job failed on any non-zero code and then uploads
   nothing, so ``PARTIAL`` is non-zero too.
+* Time: the run stops at its deadline (``--deadline``, :mod:`xnatnode.deadline`) with exit 3.
+* Signals: SIGTERM (``docker stop``, a Container Service kill) ends the run with a log line, the
+  run record (status ``terminated``) and exit 143 (128 + 15, the shell's convention).
+* A full disk ends the run with one clear line and exit 1; temporary files are removed, and the
+  run record is still written if it fits (otherwise stderr says why it is missing).
 * A run record ``<output>/xnatnode-run.json``: command, version, arguments (secrets removed),
   start and end times, status, exit code, request count, error message, and the command's own
   ``run.record`` entries.
@@ -14,30 +20,43 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import re
+import signal
+import sys
+import threading
 import time
+from collections.abc import Mapping
 from enum import IntEnum
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from xnatnode import __version__
+from xnatnode.deadline import Deadline
 from xnatnode.errors import ConfigError, Forbidden, NotFound, Unauthorized, Unreachable, XnatError
-from xnatnode.logs import LEVELS, Progress, remove_logging, setup_logging
+from xnatnode.logs import Progress, remove_logging, setup_logging
 from xnatnode.redact import MASK, redact, redact_data
+from xnatnode.safefiles import write_text
+from xnatnode.settings import (
+    DEFAULT_DEADLINE,
+    ENV_INPUT,
+    ENV_LOG_LEVEL,
+    ENV_OUTPUT,
+    NoOptions,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from xnatnode.client import Connection
 
-ENV_INPUT = "XNATNODE_INPUT"
-ENV_OUTPUT = "XNATNODE_OUTPUT"
-ENV_LOG_LEVEL = "XNATNODE_LOG_LEVEL"
 RUN_RECORD = "xnatnode-run.json"
+#: errno values of a full disk or quota (EFBIG: the file-size limit).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: Argument names whose values never go into a run record.
 _SECRET_NAME = re.compile(r"pass|secret|token|credential|auth", re.IGNORECASE)
 
@@ -52,10 +71,20 @@ class ExitCode(IntEnum):
     AUTH = 4  #: credentials refused (401) or permission denied (403)
     NOT_FOUND = 5  #: a named project, session or resource does not exist (404)
     PARTIAL = 6  #: the command finished but some items failed (see the report)
+    TERMINATED = 143  #: stopped by SIGTERM (``docker stop``, a Container Service kill): 128 + 15
 
 
 class UsageError(Exception):
     """Bad input from the user (a flag, a mapping file, a project ID): exit status ``USAGE``."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (raised in the main thread by :class:`Run`'s handler)."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for lack of space (or quota, or a size limit)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:
@@ -69,25 +98,6 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     if isinstance(exc, ConfigError | UsageError):
         return ExitCode.USAGE
     return ExitCode.FAILED
-
-
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--input``, ``--output`` and ``--log-level``."""
-    group = parser.add_argument_group("container")
-    group.add_argument(
-        "--input", metavar="DIR", type=Path, default=Path(os.environ.get(ENV_INPUT) or "/input"),
-        help=f"mounted input directory (default: ${ENV_INPUT} or /input)",
-    )
-    group.add_argument(
-        "--output", metavar="DIR", type=Path,
-        default=Path(os.environ.get(ENV_OUTPUT) or "/output"),
-        help=f"output directory, created if missing (default: ${ENV_OUTPUT} or /output)",
-    )
-    group.add_argument(
-        "--log-level", choices=LEVELS, type=str.upper,
-        default=(os.environ.get(ENV_LOG_LEVEL) or "INFO").upper(),
-        help=f"log detail (default: ${ENV_LOG_LEVEL} or INFO)",
-    )
 
 
 def _now() -> str:
@@ -105,12 +115,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def safe_arguments(args: argparse.Namespace | None) -> dict[str, Any]:
+def safe_arguments(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
     """The parsed arguments fit for a report: no private (``_``) entries, no secrets."""
-    if args is None:
+    if arguments is None:
         return {}
     result: dict[str, Any] = {}
-    for name, value in sorted(vars(args).items()):
+    for name, value in sorted(arguments.items()):
         if name.startswith("_") or callable(value):
             continue
         result[name] = MASK if _SECRET_NAME.search(name) and value else _plain(value)
@@ -129,17 +139,20 @@ def _unwritable(directory: Path) -> str | None:
 
 
 class Run:
-    """One execution of a command: logging, directories, exit code and the run record.
+    """One execution of a command: logging, directories, deadline, signals, exit code and the
+    run record.
 
-    Use as ``with Run(name, args) as run: ...`` and ``return run.exit_code``. An exception
-    leaving the block is logged (one line; a traceback only for unexpected ones) and becomes
-    the exit code; it does not propagate (``KeyboardInterrupt``/``SystemExit`` do).
+    Use as ``with Run(name, settings) as run, run.connect() as conn: ...`` and
+    ``return int(run.exit_code)``. An exception leaving the block is logged (one line; a
+    traceback only for unexpected ones) and becomes the exit code; it does not propagate
+    (``KeyboardInterrupt``/``SystemExit`` do). The explicit ``input_dir``/``output_dir``/
+    ``log_level`` arguments override the settings (tests, library use).
     """
 
     def __init__(
         self,
         command: str,
-        args: argparse.Namespace | None = None,
+        settings: Settings[Any] | None = None,
         *,
         input_dir: Path | str | None = None,
         output_dir: Path | str | None = None,
@@ -147,13 +160,16 @@ class Run:
         stream: IO[str] | None = None,
     ) -> None:
         self.command = command
-        self.args = args
-        self.input_dir = Path(input_dir or getattr(args, "input", None)
-                              or os.environ.get(ENV_INPUT) or "/input")
-        self.output_dir = Path(output_dir or getattr(args, "output", None)
-                               or os.environ.get(ENV_OUTPUT) or "/output")
-        self.log_level = (log_level or getattr(args, "log_level", None)
-                          or os.environ.get(ENV_LOG_LEVEL) or "INFO").upper()
+        self.settings: Settings[Any] = settings or Settings(command=NoOptions())
+        runtime = self.settings.runtime
+        plain = settings is None
+        self.input_dir = Path(input_dir or (plain and os.environ.get(ENV_INPUT))
+                              or runtime.input_dir)
+        self.output_dir = Path(output_dir or (plain and os.environ.get(ENV_OUTPUT))
+                               or runtime.output_dir)
+        self.log_level = (log_level or (plain and os.environ.get(ENV_LOG_LEVEL))
+                          or runtime.log_level).upper()
+        self.deadline = Deadline(runtime.deadline or DEFAULT_DEADLINE)
         self.log = logging.getLogger(f"xnatnode.{command}")
         self.record: dict[str, Any] = {}
         self.connection: Connection | None = None
@@ -164,6 +180,7 @@ class Run:
         self._stream = stream
         self._handler: logging.Handler | None = None
         self._clock_start = 0.0
+        self._saved_signals: dict[int, Any] = {}
 
     @property
     def record_path(self) -> Path:
@@ -173,6 +190,16 @@ class Run:
     def progress(self, name: str, total: int | None = None, *, interval: float = 5.0) -> Progress:
         """A :class:`~xnatnode.logs.Progress` that logs through this run."""
         return Progress(name, total, self.log, interval=interval)
+
+    def connect(self) -> Connection:
+        """The XNAT connection of this run's settings, bound to its deadline (and counted in
+        the run record)."""
+        from xnatnode.client import connect_with  # requests: only for commands that connect
+
+        if self.settings.connection is None:
+            raise ConfigError(f"{self.command} has no XNAT connection flags")
+        self.connection = connect_with(self.settings.connection, deadline=self.deadline)
+        return self.connection
 
     def __enter__(self) -> Self:
         self._handler = setup_logging(self.log_level, self._stream)
@@ -199,9 +226,35 @@ class Run:
             )
             self._teardown()
             raise SystemExit(ExitCode.USAGE)
+        self._install_signals()
         self.log.info("xnatnode %s %s: input %s, output %s",
                       __version__, self.command, self.input_dir, self.output_dir)
         return self
+
+    def _install_signals(self) -> None:
+        """SIGTERM -> :class:`Terminated`; the deadline -> its error (by SIGALRM), in
+        the main thread (elsewhere, as in tests run from threads, neither is installed)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            self.deadline.expire()  # worker threads stop at their next request
+            raise Terminated
+
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            raise self.deadline.error("working")
+
+        self._saved_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+        if self.deadline.seconds is not None:
+            self._saved_signals[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.deadline.seconds)
+
+    def _restore_signals(self) -> None:
+        if signal.SIGALRM in self._saved_signals:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum, handler in self._saved_signals.items():
+            signal.signal(signum, handler)
+        self._saved_signals.clear()
 
     def __exit__(
         self,
@@ -209,14 +262,25 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        self._restore_signals()
         suppress = False
         if exc is None:
             pass
+        elif isinstance(exc, Terminated):
+            suppress = True
+            self.exit_code = ExitCode.TERMINATED
+            self.error = "terminated by SIGTERM (docker stop or a Container Service kill)"
+            self.log.error("%s: stopping; outputs are incomplete", self.error)
         elif isinstance(exc, Exception):
             suppress = True
             self.exit_code = exit_code_for(exc)
             self.error = redact(str(exc) or type(exc).__name__)
-            if isinstance(exc, XnatError | UsageError):
+            if disk_full(exc):
+                assert isinstance(exc, OSError)
+                self.error = redact(f"no space left to write {exc.filename or 'an output file'} "
+                                    f"({exc.strerror}): free space on the output volume")
+                self.log.error("%s", self.error)
+            elif isinstance(exc, XnatError | UsageError):
                 self.log.error("%s", self.error)
             else:
                 self.log.error("%s: %s", type(exc).__name__, self.error, exc_info=exc)
@@ -234,8 +298,10 @@ class Run:
         try:
             self.write_record(elapsed)
         except OSError as exc_write:
-            self.log.warning("cannot write the run record %s: %s", self.record_path,
-                             exc_write.strerror)
+            why = f"cannot write the run record {self.record_path}: {exc_write.strerror}"
+            self.log.warning("%s", why)
+            if self._stream is not None and self._stream is not sys.stderr:
+                print(f"xnatnode: {why}", file=sys.stderr)
         requests_part = ""
         if self.connection is not None:
             requests_part = f", {self.connection.request_count} XNAT requests"
@@ -257,7 +323,7 @@ class Run:
         core: dict[str, Any] = {
             "command": self.command,
             "version": __version__,
-            "arguments": safe_arguments(self.args),
+            "arguments": safe_arguments(self.settings.arguments),
             "started": self.started,
             "finished": self.finished,
             "duration_s": None if elapsed is None else round(elapsed, 3),
@@ -274,10 +340,6 @@ class Run:
         return dict(redact_data(data))
 
     def write_record(self, elapsed: float | None = None) -> Path:
-        """Write ``<output>/xnatnode-run.json`` (atomically) and return its path."""
-        path = self.record_path
-        partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(self.record_data(elapsed), indent=2, sort_keys=False) + "\n",
-                           encoding="utf-8")
-        partial.replace(path)
-        return path
+        """Write ``<output>/xnatnode-run.json`` (safely, :mod:`xnatnode.safefiles`)."""
+        text = json.dumps(self.record_data(elapsed), indent=2, sort_keys=False) + "\n"
+        return write_text(self.record_path, text)

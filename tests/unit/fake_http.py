@@ -38,6 +38,24 @@ class Slow:
     reply: Reply = field(default_factory=Reply)
 
 
+@dataclass
+class Dribble:
+    """Answer ``reply`` one byte every ``interval`` seconds, from the status line on."""
+
+    interval: float
+    reply: Reply = field(default_factory=Reply)
+
+
+@dataclass
+class Cut:
+    """Send ``reply``'s headers and the first ``keep`` bytes of its body, then close."""
+
+    keep: int
+    reply: Reply = field(default_factory=Reply)
+    #: announce the full length (a dropped answer) or none (a short body that looks complete)
+    announce_length: bool = True
+
+
 DROP = "drop"
 
 
@@ -115,6 +133,9 @@ class FakeServer:
                 if isinstance(reply, Slow):
                     time.sleep(reply.seconds)
                     reply = reply.reply
+                if isinstance(reply, Dribble | Cut):
+                    self._raw(reply)
+                    return
                 payload, kind = reply.payload()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.headers.get("Content-Type", kind))
@@ -125,6 +146,25 @@ class FakeServer:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
+
+            def _raw(self, special: Dribble | Cut) -> None:
+                payload, kind = special.reply.payload()
+                kind = special.reply.headers.get("Content-Type", kind)
+                length = (f"Content-Length: {len(payload)}\r\n"
+                          if not isinstance(special, Cut) or special.announce_length else "")
+                head = (f"HTTP/1.1 {special.reply.status} X\r\nContent-Type: {kind}\r\n{length}"
+                        "Connection: close\r\n\r\n").encode()
+                self.close_connection = True
+                try:
+                    if isinstance(special, Cut):
+                        self.connection.sendall(head + payload[:special.keep])
+                    else:
+                        for i in range(len(head + payload)):
+                            self.connection.sendall((head + payload)[i:i + 1])
+                            time.sleep(special.interval)
+                except OSError:
+                    pass
+                self.connection.close()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
 

@@ -22,12 +22,18 @@ from xnatnode.client import (
     Unauthorized,
     Unreachable,
     XnatError,
-    add_connection_arguments,
     connect,
-    connect_from_args,
+    connect_with,
 )
 from xnatnode.logs import remove_logging, setup_logging
 from xnatnode.redact import forget_secrets
+from xnatnode.settings import (
+    MAX_DELAY,
+    NoOptions,
+    SettingsParser,
+    add_connection_arguments,
+    load_settings,
+)
 
 PASSWORD = "s3cr3t-Pa55word!"
 ALIAS = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -182,11 +188,13 @@ def test_generator_body_is_not_retried(srv: FakeServer) -> None:
 
 def test_retry_after_is_honoured_and_bounded(srv: FakeServer) -> None:
     with conn_to(srv, backoff=0.5) as conn:
-        assert conn._delay(0, None) == 0.5
-        assert conn._delay(2, None) == 2.0
+        assert 0.5 <= conn._delay(0, None) <= 0.55, "doubling back-off with up to 10% jitter"
+        assert 2.0 <= conn._delay(2, None) <= 2.2
         assert conn._delay(0, "3") == 3.0
-        assert conn._delay(0, "soon") == 0.5
-        assert conn._delay(20, None) == client.MAX_DELAY
+        assert 0.5 <= conn._delay(0, "soon") <= 0.55
+        assert 0.5 <= conn._delay(0, "nan") <= 0.55
+        assert conn._delay(20, None) == MAX_DELAY
+        assert conn._delay(0, "99999") == MAX_DELAY
 
 
 def test_timeout_is_unreachable_with_the_time(srv: FakeServer) -> None:
@@ -264,7 +272,6 @@ def test_unknown_host_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> No
         (401, Unauthorized, "alias tokens expire"),
         (403, Forbidden, "may not GET /data/projects/P1"),
         (404, NotFound, "not found on XNAT: GET /data/projects/P1"),
-        (500, XnatError, "500 .* Internal error while reading P1"),
     ],
 )
 def test_status_errors(srv: FakeServer, status: int, error: type[XnatError], words: str) -> None:
@@ -276,6 +283,26 @@ def test_status_errors(srv: FakeServer, status: int, error: type[XnatError], wor
     assert info.value.status == status
     assert conn.request_count == 1, "client errors are not retried"
     assert "<h3>" not in str(info.value)
+
+
+def test_500_on_a_read_is_retried_then_reported_with_xnats_message(srv: FakeServer) -> None:
+    srv.route("GET", "/data/projects/P1", Reply(500, "<html><body><h3>Internal error while reading P1"
+                                                     "</h3></body></html>"))
+    with conn_to(srv, retries=2) as conn, pytest.raises(XnatError, match=r"500 .* Internal error while "
+                                                        r"reading P1") as info:
+        conn.get("/data/projects/P1")
+    assert type(info.value) is XnatError
+    assert conn.request_count == 3, "a read is retried on 500 (issue 8 item 7)"
+    srv.route("GET", "/data/projects/P2", Reply(500, "oops"), Reply(200, "fine"))
+    with conn_to(srv, retries=2) as conn:
+        assert conn.get("/data/projects/P2").text == "fine"
+
+
+def test_500_on_a_write_is_not_repeated(srv: FakeServer) -> None:
+    srv.route("PUT", "/data/projects/P1/resources/R", Reply(500, "half done"))
+    with conn_to(srv, retries=3) as conn, pytest.raises(XnatError, match="500"):
+        conn.put("/data/projects/P1/resources/R")
+    assert conn.request_count == 1
 
 
 def test_tls_failure_is_not_retried_and_suggests_a_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,9 +368,15 @@ def test_no_secret_in_repr_messages_or_debug_log(srv: FakeServer) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser()
+    p = SettingsParser()
     add_connection_arguments(p)
     return p
+
+
+def connect_from_args(args: argparse.Namespace) -> Connection:
+    settings = load_settings(args, NoOptions).connection
+    assert settings is not None
+    return connect_with(settings)
 
 
 def test_connection_flags(srv: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

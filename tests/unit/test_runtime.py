@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,9 @@ from xnatnode.runtime import (
     ExitCode,
     Run,
     UsageError,
-    add_runtime_arguments,
     exit_code_for,
 )
+from xnatnode.settings import Settings, SettingsParser, add_runtime_arguments, load_settings
 
 SECRET = "run-record-Secret-77"
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S.*$")
@@ -48,15 +49,25 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+    parser = SettingsParser()
     add_runtime_arguments(parser)
     parser.add_argument("--project")
     return parser.parse_args(argv)
 
 
+@dataclass(frozen=True)
+class ProjectOption:
+    project: str | None
+
+
+def settings(args: argparse.Namespace) -> Settings[ProjectOption]:
+    return load_settings(args, ProjectOption)
+
+
 def test_exit_codes_are_the_documented_ones() -> None:
     assert {code.name: int(code) for code in ExitCode} == {
         "OK": 0, "FAILED": 1, "USAGE": 2, "UNREACHABLE": 3, "AUTH": 4, "NOT_FOUND": 5, "PARTIAL": 6,
+        "TERMINATED": 143,
     }
 
 
@@ -96,7 +107,7 @@ def run_in(tmp_path: Path, argv: list[str] | None = None) -> tuple[Run, io.Strin
     out = tmp_path / "out"
     args = parse(["--input", str(tmp_path / "in"), "--output", str(out), *(argv or [])])
     stream = io.StringIO()
-    return Run("project-summary", args, stream=stream), stream
+    return Run("project-summary", settings(args), stream=stream), stream
 
 
 def test_successful_run_writes_the_record_and_readable_log(tmp_path: Path) -> None:
@@ -230,7 +241,7 @@ def test_record_counts_requests_and_never_holds_secrets(tmp_path: Path) -> None:
         args.xnat_pass = SECRET  # a careless command storing a secret in args
         args.api_token = "tok-" + SECRET
         stream = io.StringIO()
-        with Run("label-validation", args, stream=stream) as run:
+        with Run("label-validation", settings(args), stream=stream) as run:
             conn = connect(srv.url, "alice", SECRET, backoff=0.0)
             run.connection = conn
             conn.get_table("/data/projects")

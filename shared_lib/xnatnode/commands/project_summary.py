@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 
-from xnatnode.listings import DEFAULT_WORKERS
-from xnatnode.options import add_connection_arguments, int_in_range
-from xnatnode.runtime import add_runtime_arguments
+from xnatnode.listings import DEFAULT_WORKERS, SizesMode
+from xnatnode.settings import (
+    add_connection_arguments,
+    add_runtime_arguments,
+    flag,
+    int_in_range,
+    load_settings,
+)
 
 NAME = "project-summary"
 HELP = "Summarise a project's subjects, sessions, scans, files and sizes as JSON, CSV and HTML."
@@ -31,19 +37,24 @@ def _project_id(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Options:
+    """project-summary's own flags."""
+
+    project: str
+    sizes: SizesMode
+    workers: int
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project", required=True, type=_project_id, metavar="ID",
-                        help="XNAT project ID")
-    parser.add_argument(
-        "--sizes", choices=("auto", "mount", "rest", "none"), default="auto",
-        help="where file counts and sizes come from: the mounted archive (--input), resource "
-        "listings over REST, or nowhere; auto = mount when --input holds the project's "
-        "sessions, else rest (default: auto)",
-    )
-    parser.add_argument(
-        "--workers", type=int_in_range(1, 32), default=DEFAULT_WORKERS, metavar="N",
-        help=f"REST requests in flight at most (default: {DEFAULT_WORKERS})",
-    )
+    flag(parser, "--project", required=True, type=_project_id, metavar="ID",
+         help="XNAT project ID")
+    flag(parser, "--sizes", choices=("auto", "mount", "rest", "none"), default="auto",
+         help="where file counts and sizes come from: the mounted archive (--input), resource "
+         "listings over REST, or nowhere; auto = mount when --input holds the project's "
+         "sessions, else rest")
+    flag(parser, "--workers", type=int_in_range(1, 32), default=DEFAULT_WORKERS, metavar="N",
+         help="REST requests in flight at most")
     add_connection_arguments(parser)
     add_runtime_arguments(parser)
 
@@ -52,23 +63,23 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from xnatnode import __version__
-    from xnatnode.client import connect_from_args
     from xnatnode.listings import read_project
     from xnatnode.reports import write_all
     from xnatnode.runtime import Run, UsageError
     from xnatnode.summary import summarise
 
-    with Run(NAME, args) as run:
-        if args.sizes == "mount" and not run.input_dir.is_dir():
+    settings = load_settings(args, Options)
+    options = settings.command
+    with Run(NAME, settings) as run:
+        if options.sizes == "mount" and not run.input_dir.is_dir():
             raise UsageError(f"--sizes mount: input directory {run.input_dir} does not exist")
-        with connect_from_args(args) as conn:
-            run.connection = conn
+        with run.connect() as conn:
             started = dt.datetime.now(dt.UTC)
-            run.log.info("reading project %s (sizes: %s)", args.project, args.sizes)
+            run.log.info("reading project %s (sizes: %s)", options.project, options.sizes)
             try:
                 data = read_project(
-                    conn, args.project, sizes=args.sizes, input_dir=str(run.input_dir),
-                    workers=args.workers, progress=run.progress,
+                    conn, options.project, sizes=options.sizes, input_dir=str(run.input_dir),
+                    workers=options.workers, progress=run.progress,
                 )
             except FileNotFoundError as exc:
                 raise UsageError(str(exc)) from None
@@ -87,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 },
             )
             paths = write_all(report, run.output_dir)
-            run.record["project"] = args.project
+            run.record["project"] = options.project
             run.record["sizes"] = data.sizes
             run.record["totals"] = report.summary["totals"]
             run.record["complete"] = not data.skipped

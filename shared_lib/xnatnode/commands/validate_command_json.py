@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from xnatnode.settings import load_settings
 
 NAME = "validate-command-json"
 HELP = "Check Container Service command JSON files with XNAT's own rules and known traps."
@@ -20,6 +23,18 @@ holding one object as the body of POST /xapi/commands (change with --route).
 Errors are XNAT's own validation messages; warnings (W-...) are documents XNAT accepts but that
 fail or misbehave at launch.
 exit status: 0 all accepted, 1 an error (or a warning with --strict), 2 unreadable or not JSON."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """validate-command-json's flags."""
+
+    files: list[str]
+    route: Literal["auto", "post", "label", "update"]
+    image: str | None
+    strict: bool
+    json: bool
+    quiet: bool
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,27 +81,28 @@ def _print_text(path: str, report: Any, strict: bool, quiet: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from xnatnode.commandjson import UnreadableDocument, validate_file
 
+    options = load_settings(args, Options).command
     status = 0
     unreadable = False
     results: list[dict[str, Any]] = []
-    for path in args.files:
+    for path in options.files:
         try:
-            report = validate_file(path, route=args.route, image=args.image)
+            report = validate_file(path, route=options.route, image=options.image)
         except UnreadableDocument as exc:
             unreadable = True
             results.append({"path": path, "ok": False, "unreadable": str(exc)})
-            if not args.json:
+            if not options.json:
                 print(f"{path}: UNREADABLE: {exc}", file=sys.stderr)
             continue
-        failed = bool(report.errors) or (args.strict and bool(report.warnings))
+        failed = bool(report.errors) or (options.strict and bool(report.warnings))
         if failed:
             status = 1
         results.append({"path": path, **report.to_dict(), "ok": not failed})
-        if not args.json:
-            _print_text(path, report, args.strict, args.quiet)
+        if not options.json:
+            _print_text(path, report, options.strict, options.quiet)
     if unreadable:
         status = 2
-    if args.json:
+    if options.json:
         json.dump({"ok": status == 0, "files": results}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return status

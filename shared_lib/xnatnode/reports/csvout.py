@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xnatnode.safefiles import open_output
 from xnatnode.summary import (
     Report,
     ResourceRow,
@@ -37,12 +38,10 @@ def _cell(value: Any) -> Any:
 
 def write_table(path: Path, row_type: type, rows: Sequence[Any]) -> Path:
     names = row_fields(row_type)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with open_output(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(names)
         writer.writerows([_cell(getattr(row, n)) for n in names] for row in rows)
-    tmp.replace(path)
     return path
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from xnatnode import __version__
 from xnatnode.reports.svg import COLORS, bar_chart, column_chart, count, human_bytes
+from xnatnode.safefiles import write_text
 from xnatnode.summary import DATA_TYPE_ORDER, Report
 
 #: Rows shown per HTML table; the CSV files hold everything.
@@ -285,7 +286,4 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(report), "utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, render_html(report))

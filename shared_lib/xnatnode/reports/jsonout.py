@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from xnatnode.safefiles import write_text
 from xnatnode.summary import Report
 
 
 def write_json(report: Report, path: Path) -> Path:
-    """Write the summary document, UTF-8, keys in a stable order, written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    tmp.replace(path)
-    return path
+    """Write the summary document, UTF-8, keys in a stable order, written safely."""
+    return write_text(path, json.dumps(report.summary, indent=2, ensure_ascii=False) + "\n")
