@@ -11,11 +11,12 @@ findings fail the run; then 6, and XNAT uploads nothing of a failed container.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from xnatnode.labels import Kind, is_legal
-from xnatnode.options import add_connection_arguments
-from xnatnode.runtime import add_runtime_arguments
+from xnatnode.settings import add_connection_arguments, add_runtime_arguments, load_settings
 
 NAME = "label-validation"
 HELP = ("Check subject, session and scan labels against XNAT's rules, the project's naming "
@@ -28,6 +29,16 @@ def project_id(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not an XNAT project ID (letters, digits, _ and - only): {text!r}")
     return text
+
+
+@dataclass(frozen=True)
+class Options:
+    """label-validation's own flags."""
+
+    project: str
+    session: str | None
+    convention: Path | None
+    fail_on: Literal["error", "warning", "never"] | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from xnatnode import __version__
-    from xnatnode.client import connect_from_args
     from xnatnode.labelcheck import report
     from xnatnode.labelcheck.checks import run_checks
     from xnatnode.labelcheck.convention import NO_CONVENTION, ConventionError, load_convention
@@ -60,44 +70,45 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode.listings import archive_root
     from xnatnode.runtime import ExitCode, Run, UsageError
 
-    with Run(NAME, args) as run:
+    settings = load_settings(args, Options)
+    options = settings.command
+    with Run(NAME, settings) as run:
         started = dt.datetime.now(dt.UTC)
         convention = NO_CONVENTION
-        if args.convention is not None:
+        if options.convention is not None:
             try:
-                text = args.convention.read_bytes()
+                text = options.convention.read_bytes()
             except OSError as exc:
-                raise UsageError(f"--convention {args.convention}: {exc.strerror}") from None
+                raise UsageError(f"--convention {options.convention}: {exc.strerror}") from None
             try:
-                convention = load_convention(text, "file", str(args.convention))
+                convention = load_convention(text, "file", str(options.convention))
             except ConventionError as exc:
                 raise UsageError(f"bad convention: {exc}") from None
-        with connect_from_args(args) as conn:
-            run.connection = conn
-            if args.convention is None:
-                text_or_none = read_convention_text(conn, args.project)
+        with run.connect() as conn:
+            if options.convention is None:
+                text_or_none = read_convention_text(conn, options.project)
                 if text_or_none is not None:
-                    where = f"config xnatnode/labels of project {args.project}"
+                    where = f"config xnatnode/labels of project {options.project}"
                     try:
                         convention = load_convention(text_or_none, "config", where)
                     except ConventionError as exc:
                         raise UsageError(f"bad convention: {exc}") from None
             run.log.info("convention: %s", convention.location or "none (XNAT's own rules only)")
             site = convention.uniqueness == "site"
-            if args.session:
-                snap = read_session(conn, args.project, args.session, site=site)
+            if options.session:
+                snap = read_session(conn, options.project, options.session, site=site)
             else:
-                snap = read_project(conn, args.project, site=site)
+                snap = read_project(conn, options.project, site=site)
             run.log.info("%d subjects, %d sessions, %d scans read in %d requests",
                          len(snap.subjects), len(snap.sessions), len(snap.scans), conn.request_count)
             targets = [s for s in snap.sessions if s.id in set(snap.targets) and s.is_image_session]
             if run.input_dir.is_dir():
                 progress = run.progress("DICOM headers", len(targets))
-                archive = archive_root(str(run.input_dir), args.project)
+                archive = archive_root(str(run.input_dir), options.project)
                 snap.headers = read_headers(run.input_dir, archive, targets, snap.unreadable,
                                             progress=progress.advance)
             findings = run_checks(snap, convention)
-            fail_on = args.fail_on or convention.fail_on
+            fail_on = options.fail_on or convention.fail_on
             outcome = report.build(
                 snap, convention, findings, fail_on=fail_on, generated=started,
                 source={"xnat_host": conn.host, "requests": conn.request_count,
@@ -105,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             )
             paths = report.write(outcome, run.output_dir)
             doc = outcome.document
-            run.record.update({"project": args.project, "session": args.session,
+            run.record.update({"project": options.project, "session": options.session,
                                "verdict": doc["verdict"], "totals": doc["totals"],
                                "files_written": [p.name for p in paths]})
             run.log.info("%s: %d errors, %d warnings; wrote %s", doc["verdict"],
