@@ -10,8 +10,7 @@ from pathlib import Path
 
 from summary_fixtures import small_project
 from xnatnode.listings import Resource, Scan, Session, Subject
-from xnatnode.reports import write_all
-from xnatnode.reports.html import TABLE_LIMIT, render_html
+from xnatnode.reports.project_summary import TABLE_LIMIT, render_html, write_all
 from xnatnode.reports.svg import bar_chart, column_chart, human_bytes
 from xnatnode.summary import summarise
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from summary_fixtures import small_project
-from xnatnode.reports import write_all
+from xnatnode.reports.project_summary import write_all
 from xnatnode.summary import summarise
 
 FLAGS = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from summary_fixtures import small_project
-from xnatnode.reports.csvout import TABLES
+from xnatnode.reports.project_summary import TABLES
 from xnatnode.summary import SCHEMA_VERSION, row_fields, summarise
 
 README = Path(__file__).resolve().parents[2] / "README.md"

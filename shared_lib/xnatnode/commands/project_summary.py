@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from xnatnode import __version__
     from xnatnode.listings import read_project
-    from xnatnode.reports import write_all
+    from xnatnode.reports.project_summary import write_all
     from xnatnode.runtime import Run, UsageError
     from xnatnode.summary import summarise
 

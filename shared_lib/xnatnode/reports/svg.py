@@ -19,6 +19,9 @@ WIDTH = 420
 ROW_HEIGHT = 22
 LABEL_WIDTH = 150
 FONT = 13
+#: Characters of a bar label that fit in LABEL_WIDTH at FONT px (wider text was cut off at the
+#: left edge); the bar's ``<title>`` keeps the whole label.
+LABEL_CHARS = 19
 
 
 def human_bytes(n: float | None) -> str:
@@ -61,7 +64,7 @@ def bar_chart(
         return _empty(title)
     top = max((v for _, v in shown), default=0) or 1
     height = len(shown) * ROW_HEIGHT + 8
-    value_space = 70
+    value_space = 84  # "117.7 MiB" at FONT px in a wide fallback font (DejaVu Sans)
     bar_space = WIDTH - LABEL_WIDTH - value_space
     parts = [_open(title, height)]
     for i, (label, value) in enumerate(shown):
@@ -71,7 +74,7 @@ def bar_chart(
         parts.append(
             f'<g><title>{escape(label)}: {escape(fmt(value))}</title>'
             f'<text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end" class="l">'
-            f"{escape(_truncate(label, 22))}</text>"
+            f"{escape(_truncate(label, LABEL_CHARS))}</text>"
             f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{w:.1f}" height="{ROW_HEIGHT - 6}" '
             f'rx="2" fill="{fill}"/>'
             f'<text x="{LABEL_WIDTH + w + 4:.1f}" y="{y + 15}" class="v">{escape(fmt(value))}</text></g>'

@@ -1,0 +1,146 @@
+"""Writing a command's report files: JSON (with a ``schema_version``), CSV (safe to open in a
+spreadsheet) and the HTML page, each written safely (a new temporary file, then one rename).
+
+A command declares its rows (dataclass instances or mappings) and its document; these functions
+do the rest, the same way for every command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import enum
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from xnatnode.reports.page import Page, render
+
+#: The key every report document starts with; bump the major part on incompatible changes.
+SCHEMA_KEY = "schema_version"
+_SCHEMA_VERSION = re.compile(r"^\d+\.\d+$")
+#: First characters that make a spreadsheet run a cell as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+Fields = Sequence[str] | type
+
+
+# TODO(hardening): replace with xnatnode.safefiles.open_output when it is on main.
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+@contextlib.contextmanager
+def _open_output(path: Path, newline: str | None = None) -> Iterator[IO[str]]:
+    """A new file at ``path``: written under an exclusive, unpredictable temporary name (never
+    following a link) and renamed over ``path`` when the block succeeds; removed otherwise."""
+    temp = path.with_name(f".xnatnode-{secrets.token_hex(8)}-{path.name}"[:255])
+    fd = os.open(temp, _OPEN_FLAGS, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def field_names(fields: Fields) -> list[str]:
+    """Column names: the fields of a dataclass type, or the names given."""
+    if isinstance(fields, type):
+        if not dataclasses.is_dataclass(fields):
+            raise TypeError(f"{fields.__name__} is not a dataclass: pass the column names")
+        return [f.name for f in dataclasses.fields(fields)]
+    return list(fields)
+
+
+def _get(row: Any, name: str) -> Any:
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name)
+
+
+def records(rows: Iterable[Any], fields: Fields) -> list[dict[str, Any]]:
+    """Rows (dataclass instances or mappings) as plain dicts of ``fields``, for a JSON document."""
+    names = field_names(fields)
+    return [{n: _get(row, n) for n in names} for row in rows]
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: ``None`` empty; lists and mappings as JSON; text a spreadsheet would
+    run as a formula prefixed with ``'`` (CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, list | tuple | Mapping):
+        value = json.dumps(value, ensure_ascii=False, default=_json_default)
+    if isinstance(value, str) and value[:1] in _FORMULA_START:
+        return "'" + value
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, Path | set | frozenset):
+        return sorted(value) if isinstance(value, set | frozenset) else str(value)
+    raise TypeError(f"not JSON data: {type(value).__name__}")
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write ``document`` (which must hold ``schema_version``, ``"MAJOR.MINOR"``) as UTF-8 JSON,
+    indented, keys in the given order; dataclasses, enums, dates and paths become JSON data."""
+    version = document.get(SCHEMA_KEY)
+    if not isinstance(version, str) or not _SCHEMA_VERSION.match(version):
+        raise ValueError(f'a report document needs "{SCHEMA_KEY}": "MAJOR.MINOR", not {version!r}')
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    with _open_output(path) as fh:
+        fh.write(text)
+    return path
+
+
+def write_csv(path: Path, rows: Iterable[Any], *, fields: Fields) -> Path:
+    """Write one row per item of ``rows`` (dataclass instances or mappings), columns ``fields``
+    (a dataclass type or names; the header is written even when there are no rows)."""
+    names = field_names(fields)
+    with _open_output(path, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        writer.writerows([csv_cell(_get(row, n)) for n in names] for row in rows)
+    return path
+
+
+def write_html(path: Path, page: Page) -> Path:
+    """Render ``page`` (:func:`xnatnode.reports.page.render`) and write it."""
+    text = render(page)
+    with _open_output(path) as fh:
+        fh.write(text)
+    return path
+
+
+def write_report(
+    out_dir: Path,
+    stem: str,
+    *,
+    document: Mapping[str, Any],
+    rows: Iterable[Any],
+    fields: Fields,
+    page: Page,
+) -> list[Path]:
+    """``<stem>.json``, ``<stem>.csv`` and ``<stem>.html`` in ``out_dir`` (created if missing);
+    returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        write_json(out_dir / f"{stem}.json", document),
+        write_csv(out_dir / f"{stem}.csv", rows, fields=fields),
+        write_html(out_dir / f"{stem}.html", page),
+    ]
