@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xnatnode.reports import page_problems
 
 pytestmark = pytest.mark.docker
 
@@ -51,6 +52,7 @@ def test_docker_run_over_rest(built_images: dict[str, str], demo: tuple[Any, dic
     assert doc["source"]["sizes"] == "rest"
     assert doc["source"]["requests"] == int(server.stats()["requests"])
     assert (tmp_path / "summary.html").stat().st_size > 5000
+    assert page_problems((tmp_path / "summary.html").read_text("utf-8")) == []  # from the layer
     assert server.password not in proc.stderr + proc.stdout
 
 

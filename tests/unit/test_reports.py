@@ -10,6 +10,7 @@ from pathlib import Path
 
 from summary_fixtures import small_project
 from xnatnode.listings import Resource, Scan, Session, Subject
+from xnatnode.reports import page_problems
 from xnatnode.reports.project_summary import TABLE_LIMIT, render_html, write_all
 from xnatnode.reports.svg import bar_chart, column_chart, human_bytes
 from xnatnode.summary import summarise
@@ -57,6 +58,7 @@ def test_html_is_self_contained_and_escaped() -> None:
     data.sessions.append(Session("E9", "<script>alert(1)</script>", "S3", "xnat:mrSessionData"))
     page = render_html(summarise(data, generated=NOW))
     assert page.startswith("<!DOCTYPE html>")
+    assert page_problems(page) == []
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
     assert 'name="viewport"' in page
