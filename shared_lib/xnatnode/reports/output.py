@@ -1,5 +1,6 @@
 """Writing a command's report files: JSON (with a ``schema_version``), CSV (safe to open in a
-spreadsheet) and the HTML page, each written safely (a new temporary file, then one rename).
+spreadsheet) and the HTML page, each written with :func:`xnatnode.safefiles.open_output` (an
+exclusive temporary name, then one rename; links never followed).
 
 A command declares its rows (dataclass instances or mappings) and its document; these functions
 do the rest, the same way for every command.
@@ -7,20 +8,18 @@ do the rest, the same way for every command.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import datetime as dt
 import enum
 import json
-import os
 import re
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from xnatnode.reports.page import Page, render
+from xnatnode.safefiles import open_output, write_text
 
 #: The key every report document starts with; bump the major part on incompatible changes.
 SCHEMA_KEY = "schema_version"
@@ -29,26 +28,6 @@ _SCHEMA_VERSION = re.compile(r"^\d+\.\d+$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 Fields = Sequence[str] | type
-
-
-# TODO(hardening): replace with xnatnode.safefiles.open_output when it is on main.
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-
-
-@contextlib.contextmanager
-def _open_output(path: Path, newline: str | None = None) -> Iterator[IO[str]]:
-    """A new file at ``path``: written under an exclusive, unpredictable temporary name (never
-    following a link) and renamed over ``path`` when the block succeeds; removed otherwise."""
-    temp = path.with_name(f".xnatnode-{secrets.token_hex(8)}-{path.name}"[:255])
-    fd = os.open(temp, _OPEN_FLAGS, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
-            yield fh
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
 
 
 def field_names(fields: Fields) -> list[str]:
@@ -103,16 +82,14 @@ def write_json(path: Path, document: Mapping[str, Any]) -> Path:
     if not isinstance(version, str) or not _SCHEMA_VERSION.match(version):
         raise ValueError(f'a report document needs "{SCHEMA_KEY}": "MAJOR.MINOR", not {version!r}')
     text = json.dumps(document, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    with _open_output(path) as fh:
-        fh.write(text)
-    return path
+    return write_text(path, text)
 
 
 def write_csv(path: Path, rows: Iterable[Any], *, fields: Fields) -> Path:
     """Write one row per item of ``rows`` (dataclass instances or mappings), columns ``fields``
     (a dataclass type or names; the header is written even when there are no rows)."""
     names = field_names(fields)
-    with _open_output(path, newline="") as fh:
+    with open_output(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(names)
         writer.writerows([csv_cell(_get(row, n)) for n in names] for row in rows)
@@ -121,10 +98,7 @@ def write_csv(path: Path, rows: Iterable[Any], *, fields: Fields) -> Path:
 
 def write_html(path: Path, page: Page) -> Path:
     """Render ``page`` (:func:`xnatnode.reports.page.render`) and write it."""
-    text = render(page)
-    with _open_output(path) as fh:
-        fh.write(text)
-    return path
+    return write_text(path, render(page))
 
 
 def write_report(
