@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from summary_fixtures import small_project
-from xnatnode.reports import write_all
+from xnatnode.reports.project_summary import write_all
 from xnatnode.runtime import RUN_RECORD, Run
 from xnatnode.safefiles import leftovers, open_output, write_text
 from xnatnode.summary import summarise
