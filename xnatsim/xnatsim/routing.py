@@ -1,13 +1,17 @@
 """How a module adds HTTP routes to xnatsim.
 
 A route module is any importable module with a ``register(router: Router) -> None`` function;
-the server imports every name in :data:`xnatsim.server.ROUTE_MODULES` and calls it. Inside,
-declare handlers with :meth:`Router.route`::
+the server imports every name in :data:`xnatsim.server.ROUTE_MODULES` and calls it. Declare the
+handlers at module level on a :class:`Routes` table, so tools and tests can import and call them,
+and let the table register them::
 
-    def register(router: Router) -> None:
-        @router.route("GET", "/data/projects/{project}/things/{rest:path}")
-        def things(request: Request) -> Response:
-            return Response.json({"project": request.params["project"]})
+    routes = Routes()
+
+    @routes.route("GET", "/data/projects/{project}/things/{rest:path}")
+    def things(request: Request) -> Response:
+        return Response.json({"project": request.params["project"]})
+
+    register = routes.register
 
 Path patterns are matched against the **decoded** request path after the legacy prefixes
 ``/data/archive/`` and ``/REST/`` have been rewritten to ``/data/`` (XNAT registers every archive
@@ -238,13 +242,7 @@ class Router:
 
     def route(self, method: str, *patterns: str, auth: Auth = "user") -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add`; several patterns may share one handler."""
-
-        def decorate(handler: Handler) -> Handler:
-            for pattern in patterns:
-                self.add(method, pattern, handler, auth=auth)
-            return handler
-
-        return decorate
+        return _decorator(self.add, method, patterns, auth)
 
     def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | Literal[False] | None:
         """The route for a request and its decoded parameters.
@@ -275,3 +273,38 @@ class Router:
     @property
     def routes(self) -> list[Route]:
         return list(self._routes)
+
+
+class Routes:
+    """A module's routes, declared at module level and added to a :class:`Router` by :meth:`register`.
+
+    The handlers stay plain module functions (``rest.subjects.get(request)``) that tools and tests
+    can reach; :attr:`entries` lists what the module serves without starting a server.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, Handler, Auth]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler, *, auth: Auth = "user") -> None:
+        self.entries.append((method, pattern, handler, auth))
+
+    def route(self, method: str, *patterns: str, auth: Auth = "user") -> Callable[[Handler], Handler]:
+        """Like :meth:`Router.route`: several patterns may share one handler."""
+        return _decorator(self.add, method, patterns, auth)
+
+    def register(self, router: Router) -> None:
+        """Add every declared route to ``router`` (a route module's ``register``)."""
+        for method, pattern, handler, auth in self.entries:
+            router.add(method, pattern, handler, auth=auth)
+
+
+def _decorator(add: Callable[..., None], method: str, patterns: tuple[str, ...],
+               auth: Auth) -> Callable[[Handler], Handler]:
+    """The decorator that adds ``handler`` for each of ``patterns``, returning it unchanged."""
+
+    def decorate(handler: Handler) -> Handler:
+        for pattern in patterns:
+            add(method, pattern, handler, auth=auth)
+        return handler
+
+    return decorate

@@ -8,7 +8,7 @@ import shutil
 from xnatsim import access, multipart
 from xnatsim.rest.common import get_project
 from xnatsim.resultset import table_response
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 from xnatsim.store import ConfigEntry, StoreError
 
 COLUMNS = ("tool", "path", "project", "user", "create_date", "reason", "contents", "unversioned", "version",
@@ -60,74 +60,84 @@ def _body_contents(request: Request) -> str | None:
     return text
 
 
-def register(router: Router) -> None:
-    site = "/data/config"
-    project = "/data/projects/{project}/config"
+routes = Routes()
 
-    @router.route("GET", site, project)
-    def tools(request: Request) -> Response:
-        scope = _scope(request, "read")
-        names = sorted({e.tool for e in request.store.list_configs(scope)})
-        return table_response(request, ("tool",), [(n,) for n in names], title="Configurations")
+#: the site-wide and the project config routes share every handler
+SITE_CONFIG = "/data/config"
+PROJECT_CONFIG = "/data/projects/{project}/config"
 
-    @router.route("GET", site + "/{tool}", project + "/{tool}")
-    def paths(request: Request) -> Response:
-        scope = _scope(request, "read")
-        entries = request.store.list_configs(scope, request.params["tool"])
-        if not entries:
-            raise HTTPError(404, f"Couldn't find config for user {request.user} on tool [{request.params['tool']}]")
-        return table_response(request, COLUMNS, [_row(e, request.query.flag("meta")) for e in entries],
+
+@routes.route("GET", SITE_CONFIG, PROJECT_CONFIG)
+def tools(request: Request) -> Response:
+    scope = _scope(request, "read")
+    names = sorted({e.tool for e in request.store.list_configs(scope)})
+    return table_response(request, ("tool",), [(n,) for n in names], title="Configurations")
+
+
+@routes.route("GET", SITE_CONFIG + "/{tool}", PROJECT_CONFIG + "/{tool}")
+def paths(request: Request) -> Response:
+    scope = _scope(request, "read")
+    entries = request.store.list_configs(scope, request.params["tool"])
+    if not entries:
+        raise HTTPError(404, f"Couldn't find config for user {request.user} on tool [{request.params['tool']}]")
+    return table_response(request, COLUMNS, [_row(e, request.query.flag("meta")) for e in entries],
+                          title="Configurations")
+
+
+@routes.route("GET", SITE_CONFIG + "/{tool}/{path:path}", PROJECT_CONFIG + "/{tool}/{path:path}")
+def get(request: Request) -> Response:
+    scope = _scope(request, "read")
+    store = request.store
+    tool, path = request.params["tool"], request.params["path"]
+    if request.query.get_ci("action") == "getHistory":
+        history = store.config_history(scope, tool, path)
+        return table_response(request, COLUMNS, [_row(e, request.query.flag("meta")) for e in history],
                               title="Configurations")
-
-    @router.route("GET", site + "/{tool}/{path:path}", project + "/{tool}/{path:path}")
-    def get(request: Request) -> Response:
-        scope = _scope(request, "read")
-        store = request.store
-        tool, path = request.params["tool"], request.params["path"]
-        if request.query.get_ci("action") == "getHistory":
-            history = store.config_history(scope, tool, path)
-            return table_response(request, COLUMNS, [_row(e, request.query.flag("meta")) for e in history],
-                                  title="Configurations")
-        version = request.query.get("version")
-        entry = store.get_config(scope, tool, path, int(version) if version and version.isdigit() else None)
-        if (entry is None or entry.status != "enabled") and scope and request.query.flag("defaultToSiteWide"):
-            entry = store.get_config("", tool, path)
-        if entry is None or (entry.status != "enabled" and request.query.flag("contents")):
-            if request.query.flag("accept-not-found"):
-                return Response.empty(204)
-            if request.query.flag("contents"):
-                raise HTTPError(404, f"Config not found for user {request.user} and project {scope or '-'} on "
-                                     f"tool [{tool}] path [{path}]")
-            raise HTTPError(404, f"Couldn't find config for user {request.user} on tool [{tool}] path [{path}]")
+    version = request.query.get("version")
+    entry = store.get_config(scope, tool, path, int(version) if version and version.isdigit() else None)
+    if (entry is None or entry.status != "enabled") and scope and request.query.flag("defaultToSiteWide"):
+        entry = store.get_config("", tool, path)
+    if entry is None or (entry.status != "enabled" and request.query.flag("contents")):
+        if request.query.flag("accept-not-found"):
+            return Response.empty(204)
         if request.query.flag("contents"):
-            return Response.text(entry.contents)
-        return table_response(request, COLUMNS, [_row(entry, request.query.flag("meta"))], title="Configurations")
+            raise HTTPError(404, f"Config not found for user {request.user} and project {scope or '-'} on "
+                                 f"tool [{tool}] path [{path}]")
+        raise HTTPError(404, f"Couldn't find config for user {request.user} on tool [{tool}] path [{path}]")
+    if request.query.flag("contents"):
+        return Response.text(entry.contents)
+    return table_response(request, COLUMNS, [_row(entry, request.query.flag("meta"))], title="Configurations")
 
-    @router.route("PUT", site + "/{tool}/{path:path}", project + "/{tool}/{path:path}")
-    @router.route("POST", site + "/{tool}/{path:path}", project + "/{tool}/{path:path}")
-    def put(request: Request) -> Response:
-        scope = _scope(request, "edit")
-        status = request.query.get("status")
-        if status is not None and status not in ("enabled", "disabled"):
-            raise HTTPError(400, f"Invalid status: {status}")
-        contents = _body_contents(request)
-        if contents is None and status is None:
-            raise HTTPError(400, "No body contents.")
-        if contents is not None and contents == "":
-            raise HTTPError(400, "No body contents.")
-        try:
-            created = request.store.put_config(
-                scope, request.params["tool"], request.params["path"], contents, user=request.require_user(),
-                reason=request.query.get("reason") or "", status=status,
-                unversioned=request.query.flag("unversioned"))
-        except StoreError as exc:  # a status toggle of a missing entry
-            raise HTTPError(404 if contents is None else exc.status, exc.message) from exc
-        return Response.empty(201 if created else 200)
 
-    @router.route("DELETE", site + "/{tool}/{path:path}", project + "/{tool}/{path:path}")
-    def delete(request: Request) -> Response:
-        scope = _scope(request, "edit")
-        if not request.store.disable_config(scope, request.params["tool"], request.params["path"],
-                                            user=request.require_user()):
-            raise HTTPError(404, "Couldn't find config.")
-        return Response.empty()
+@routes.route("PUT", SITE_CONFIG + "/{tool}/{path:path}", PROJECT_CONFIG + "/{tool}/{path:path}")
+@routes.route("POST", SITE_CONFIG + "/{tool}/{path:path}", PROJECT_CONFIG + "/{tool}/{path:path}")
+def put(request: Request) -> Response:
+    scope = _scope(request, "edit")
+    status = request.query.get("status")
+    if status is not None and status not in ("enabled", "disabled"):
+        raise HTTPError(400, f"Invalid status: {status}")
+    contents = _body_contents(request)
+    if contents is None and status is None:
+        raise HTTPError(400, "No body contents.")
+    if contents is not None and contents == "":
+        raise HTTPError(400, "No body contents.")
+    try:
+        created = request.store.put_config(
+            scope, request.params["tool"], request.params["path"], contents, user=request.require_user(),
+            reason=request.query.get("reason") or "", status=status,
+            unversioned=request.query.flag("unversioned"))
+    except StoreError as exc:  # a status toggle of a missing entry
+        raise HTTPError(404 if contents is None else exc.status, exc.message) from exc
+    return Response.empty(201 if created else 200)
+
+
+@routes.route("DELETE", SITE_CONFIG + "/{tool}/{path:path}", PROJECT_CONFIG + "/{tool}/{path:path}")
+def delete(request: Request) -> Response:
+    scope = _scope(request, "edit")
+    if not request.store.disable_config(scope, request.params["tool"], request.params["path"],
+                                        user=request.require_user()):
+        raise HTTPError(404, "Couldn't find config.")
+    return Response.empty()
+
+
+register = routes.register

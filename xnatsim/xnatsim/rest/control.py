@@ -8,37 +8,45 @@ from __future__ import annotations
 
 import json
 
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
+
+routes = Routes()
 
 
-def register(router: Router) -> None:
-    @router.route("GET", "/xnatsim/stats", auth="public")
-    def stats(request: Request) -> Response:
-        return Response.json(request.app.controls.stats(with_log=request.query.flag("log")))
+@routes.route("GET", "/xnatsim/stats", auth="public")
+def stats(request: Request) -> Response:
+    return Response.json(request.app.controls.stats(with_log=request.query.flag("log")))
 
-    @router.route("POST", "/xnatsim/stats/reset", auth="public")
-    def reset(request: Request) -> Response:
-        request.app.controls.reset_stats()
-        return Response.json(request.app.controls.stats())
 
-    @router.route("GET", "/xnatsim/faults", auth="public")
-    def get_faults(request: Request) -> Response:
-        return Response.json(request.app.controls.faults())
+@routes.route("POST", "/xnatsim/stats/reset", auth="public")
+def reset(request: Request) -> Response:
+    request.app.controls.reset_stats()
+    return Response.json(request.app.controls.stats())
 
-    @router.route("POST", "/xnatsim/faults", auth="public")
-    @router.route("PUT", "/xnatsim/faults", auth="public")
-    def set_faults(request: Request) -> Response:
-        try:
-            values = json.loads(request.read_body(1 << 16) or b"{}")
-        except ValueError as exc:
-            raise HTTPError(400, f"Body must be a JSON object: {exc}") from exc
-        if not isinstance(values, dict):
-            raise HTTPError(400, "Body must be a JSON object.")
-        try:
-            return Response.json(request.app.controls.set_faults(values))
-        except ValueError as exc:
-            raise HTTPError(400, str(exc)) from exc
 
-    @router.route("GET", "/xnatsim/health", auth="public")
-    def health(request: Request) -> Response:
-        return Response.json({"status": "ok", "url": request.app.url})
+@routes.route("GET", "/xnatsim/faults", auth="public")
+def get_faults(request: Request) -> Response:
+    return Response.json(request.app.controls.faults())
+
+
+@routes.route("POST", "/xnatsim/faults", auth="public")
+@routes.route("PUT", "/xnatsim/faults", auth="public")
+def set_faults(request: Request) -> Response:
+    try:
+        values = json.loads(request.read_body(1 << 16) or b"{}")
+    except ValueError as exc:
+        raise HTTPError(400, f"Body must be a JSON object: {exc}") from exc
+    if not isinstance(values, dict):
+        raise HTTPError(400, "Body must be a JSON object.")
+    try:
+        return Response.json(request.app.controls.set_faults(values))
+    except ValueError as exc:
+        raise HTTPError(400, str(exc)) from exc
+
+
+@routes.route("GET", "/xnatsim/health", auth="public")
+def health(request: Request) -> Response:
+    return Response.json({"status": "ok", "url": request.app.url})
+
+
+register = routes.register

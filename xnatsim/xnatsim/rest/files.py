@@ -22,7 +22,7 @@ from xnatsim import archives, multipart
 from xnatsim.rest.common import EXPERIMENT_BASES, RESOURCE_PARENTS, Context, check_label, resolve
 from xnatsim.rest.resources import get_resource
 from xnatsim.resultset import table_response
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 from xnatsim.store import FileEntry, Resource, StagedFile, Store, StoreError, check_relpath
 
 FILE_COLUMNS = ("Name", "Size", "URI", "collection", "file_tags", "file_format", "file_content", "cat_ID", "digest")
@@ -263,75 +263,86 @@ def upload(request: Request, ctx: Context, label: str, path: str | None) -> Resp
 # --------------------------------------------------------------------------- routes
 
 
-def register(router: Router) -> None:
-    resource_files = tuple(p + "/resources/{resource}/files" for p in RESOURCE_PARENTS)
-    resource_file = tuple(p + "/resources/{resource}/files/{path:path}" for p in RESOURCE_PARENTS)
-    parent_files = tuple(p + "/files" for p in RESOURCE_PARENTS if not p.endswith("/scans/{scan}"))
-    scan_set_files = tuple(b + "/files" for b in SCAN_SET_BASES)
+routes = Routes()
 
-    @router.route("GET", *resource_files)
-    def list_resource(request: Request) -> Response:
-        scan = request.params.get("scan", "")
-        if scan.upper() == "ALL" or "," in scan:
-            request.params["scans"] = request.params.pop("scan")
-            return list_scans(request)
-        ctx = resolve(request)
-        resource = get_resource(request, ctx)
-        return _listing_or_archive(request, _select(request, [(ctx, resource)]), resource.label)
+RESOURCE_FILES = tuple(p + "/resources/{resource}/files" for p in RESOURCE_PARENTS)
+RESOURCE_FILE = tuple(p + "/resources/{resource}/files/{path:path}" for p in RESOURCE_PARENTS)
+PARENT_FILES = tuple(p + "/files" for p in RESOURCE_PARENTS if not p.endswith("/scans/{scan}"))
+SCAN_SET_FILES = tuple(b + "/files" for b in SCAN_SET_BASES)
 
-    @router.route("GET", *parent_files)
-    def list_parent(request: Request) -> Response:
-        ctx = resolve(request)
-        return _listing_or_archive(request, _select(request, _resources(request, [ctx], None)), _object_name(ctx))
 
-    @router.route("GET", *scan_set_files)
-    def list_scans(request: Request) -> Response:
-        label = request.params.pop("resource", None)
-        ctx = resolve(request)
-        pairs = _resources(request, _scan_contexts(request, ctx), label)
-        return _listing_or_archive(request, _select(request, pairs), _object_name(ctx))
+@routes.route("GET", *RESOURCE_FILES)
+def list_resource(request: Request) -> Response:
+    scan = request.params.get("scan", "")
+    if scan.upper() == "ALL" or "," in scan:
+        request.params["scans"] = request.params.pop("scan")
+        return list_scans(request)
+    ctx = resolve(request)
+    resource = get_resource(request, ctx)
+    return _listing_or_archive(request, _select(request, [(ctx, resource)]), resource.label)
 
-    @router.route("GET", *resource_file)
-    def download(request: Request) -> Response:
-        ctx = resolve(request)
-        resource = get_resource(request, ctx)
-        path = request.params["path"]
-        entry = request.store.get_file(resource.id, path.rstrip("/"))
-        if entry is None or path.endswith("/"):
-            selection = _select(request, [(ctx, resource)], path.rstrip("/"))
-            if selection:
-                return _listing_or_archive(request, selection, resource.label)
-            if request.query.flag("accept-not-found"):
-                return Response.empty(204)
-            raise HTTPError(404, "Unable to find file.")
-        if request.format("") in ("zip", "tar.gz", "tgz", "tar"):
-            return _archive_response(request, [(ctx, resource, entry)], request.format(), entry.name)
-        return _file_response(request.store.file_path(resource, entry), entry.name)
 
-    @router.route("PUT", *resource_file)
-    @router.route("POST", *resource_file)
-    def put_file(request: Request) -> Response:
-        ctx = resolve(request, "edit")
-        return upload(request, ctx, _label(request, ctx), request.params["path"])
+@routes.route("GET", *PARENT_FILES)
+def list_parent(request: Request) -> Response:
+    ctx = resolve(request)
+    return _listing_or_archive(request, _select(request, _resources(request, [ctx], None)), _object_name(ctx))
 
-    @router.route("PUT", *resource_files)
-    @router.route("POST", *resource_files)
-    def post_files(request: Request) -> Response:
-        ctx = resolve(request, "edit")
-        return upload(request, ctx, _label(request, ctx), None)
 
-    @router.route("DELETE", *resource_file)
-    def delete(request: Request) -> Response:
-        ctx = resolve(request, "edit")
-        resource = get_resource(request, ctx)
-        path = request.params["path"].rstrip("/")
-        if not path:  # ``files/%2F``: never "every file of the resource" by accident
-            raise HTTPError(400, f"Invalid file path: {request.params['path']!r}.")
-        if request.store.delete_files(resource, path) == 0:
-            if request.query.flag("accept-not-found"):
-                return Response.empty(204)
-            raise HTTPError(404, "Unable to find file.")
-        return Response.empty()
+@routes.route("GET", *SCAN_SET_FILES)
+def list_scans(request: Request) -> Response:
+    label = request.params.pop("resource", None)
+    ctx = resolve(request)
+    pairs = _resources(request, _scan_contexts(request, ctx), label)
+    return _listing_or_archive(request, _select(request, pairs), _object_name(ctx))
+
+
+@routes.route("GET", *RESOURCE_FILE)
+def download(request: Request) -> Response:
+    ctx = resolve(request)
+    resource = get_resource(request, ctx)
+    path = request.params["path"]
+    entry = request.store.get_file(resource.id, path.rstrip("/"))
+    if entry is None or path.endswith("/"):
+        selection = _select(request, [(ctx, resource)], path.rstrip("/"))
+        if selection:
+            return _listing_or_archive(request, selection, resource.label)
+        if request.query.flag("accept-not-found"):
+            return Response.empty(204)
+        raise HTTPError(404, "Unable to find file.")
+    if request.format("") in ("zip", "tar.gz", "tgz", "tar"):
+        return _archive_response(request, [(ctx, resource, entry)], request.format(), entry.name)
+    return _file_response(request.store.file_path(resource, entry), entry.name)
+
+
+@routes.route("PUT", *RESOURCE_FILE)
+@routes.route("POST", *RESOURCE_FILE)
+def put_file(request: Request) -> Response:
+    ctx = resolve(request, "edit")
+    return upload(request, ctx, _label(request, ctx), request.params["path"])
+
+
+@routes.route("PUT", *RESOURCE_FILES)
+@routes.route("POST", *RESOURCE_FILES)
+def post_files(request: Request) -> Response:
+    ctx = resolve(request, "edit")
+    return upload(request, ctx, _label(request, ctx), None)
+
+
+@routes.route("DELETE", *RESOURCE_FILE)
+def delete(request: Request) -> Response:
+    ctx = resolve(request, "edit")
+    resource = get_resource(request, ctx)
+    path = request.params["path"].rstrip("/")
+    if not path:  # ``files/%2F``: never "every file of the resource" by accident
+        raise HTTPError(400, f"Invalid file path: {request.params['path']!r}.")
+    if request.store.delete_files(resource, path) == 0:
+        if request.query.flag("accept-not-found"):
+            return Response.empty(204)
+        raise HTTPError(404, "Unable to find file.")
+    return Response.empty()
+
+
+register = routes.register
 
 
 def _label(request: Request, ctx: Context) -> str:

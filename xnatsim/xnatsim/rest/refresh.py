@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from xnatsim.rest.common import resolve
 from xnatsim.rest.resources import get_resource
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 
 OPTIONS = frozenset({"append", "delete", "checksum", "populatestats"})
 
@@ -29,18 +29,23 @@ def _resource_request(request: Request, uri: str) -> Request:
     return replace(request, params=params, route=route.name)
 
 
-def register(router: Router) -> None:
-    @router.route("POST", "/data/services/refresh/catalog")
-    def refresh(request: Request) -> Response:
-        uris = [u for u in (request.query.get("resource") or "").split(",") if u.strip()]
-        if not uris:
-            raise HTTPError(400, "The resource parameter is required.")
-        options = {o.strip().lower() for o in (request.query.get("options") or "").split(",") if o.strip()}
-        if options - OPTIONS:
-            raise HTTPError(400, f"Unknown refresh options: {', '.join(sorted(options - OPTIONS))}")
-        for uri in uris:
-            sub = _resource_request(request, uri)
-            resource = get_resource(sub, resolve(sub, "edit"))
-            request.store.refresh_catalog(resource, append="append" in options, delete="delete" in options,
-                                          checksum="checksum" in options)
-        return Response.empty()
+routes = Routes()
+
+
+@routes.route("POST", "/data/services/refresh/catalog")
+def refresh(request: Request) -> Response:
+    uris = [u for u in (request.query.get("resource") or "").split(",") if u.strip()]
+    if not uris:
+        raise HTTPError(400, "The resource parameter is required.")
+    options = {o.strip().lower() for o in (request.query.get("options") or "").split(",") if o.strip()}
+    if options - OPTIONS:
+        raise HTTPError(400, f"Unknown refresh options: {', '.join(sorted(options - OPTIONS))}")
+    for uri in uris:
+        sub = _resource_request(request, uri)
+        resource = get_resource(sub, resolve(sub, "edit"))
+        request.store.refresh_catalog(resource, append="append" in options, delete="delete" in options,
+                                      checksum="checksum" in options)
+    return Response.empty()
+
+
+register = routes.register
