@@ -207,7 +207,7 @@ def test_subscription_fires_on_archive_and_filters(env: dict[str, Any]) -> None:
                              "json-path-filter": "\"MR\" in @.modalities-in-study"}}
     r = http.post(f"{server.url}/xapi/projects/CSD/events/subscription", json=body)
     assert r.status_code == 201, r.text
-    sub = r.json()
+    sub = {"id": r.text.rsplit(":", 1)[-1]}  # XNAT answers "<name>:<id>"
     try:
         mr = add_sessions(server.store, "CSD", 1, modality="MR", start=101)[0]
         ct = add_sessions(server.store, "CSD", 1, modality="CT", start=102)[0]

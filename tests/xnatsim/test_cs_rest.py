@@ -260,6 +260,14 @@ def test_unknown_wrapper_launch(server: Server, http: requests.Session) -> None:
     assert r.status_code == 404
 
 
+
+def _created(http: requests.Session, url: str, response: requests.Response) -> dict[str, Any]:
+    """The subscription a create answered for: XNAT answers 201 with the text ``<name>:<id>``."""
+    assert response.status_code == 201, response.text
+    sub_id = response.text.rsplit(":", 1)[-1]
+    doc: dict[str, Any] = http.get(f"{url}/xapi/events/subscription/{sub_id}").json()
+    return doc
+
 def test_event_service(server: Server, http: requests.Session, wrapper_id: int) -> None:
     url = server.url
     body = {"name": "qc on MR", "active": True, "action-key": f"{ACTION}{wrapper_id}", "attributes": {"mode": "auto"},
@@ -274,9 +282,7 @@ def test_event_service(server: Server, http: requests.Session, wrapper_id: int) 
     assert r.status_code == 400
     assert "not available in project" in r.text  # not enabled on EVT yet
     http.put(f"{url}/xapi/projects/EVT/wrappers/{wrapper_id}/enabled")
-    r = http.post(f"{url}/xapi/events/subscription", json=body)
-    assert r.status_code == 201, r.text
-    sub = r.json()
+    sub = _created(http, url, http.post(f"{url}/xapi/events/subscription", json=body))
     events = server.app.state["events"]  # type: ignore[union-attr]
     mr = add_sessions(server.store, "EVT", 1, modality="MR")[0]
     ct = add_sessions(server.store, "EVT", 1, modality="CT", start=2)[0]
@@ -314,7 +320,7 @@ def test_sessions_from_put_and_import_fire_subscriptions(server: Server, http: r
     http.put(f"{url}/xapi/projects/EVI/wrappers/{wrapper_id}/enabled")
     body = {"name": "all EVI sessions", "action-key": f"{ACTION}{wrapper_id}",
             "event-filter": {"event-type": SESSION_EVENT, "status": "CREATED"}}
-    sub = http.post(f"{url}/xapi/projects/EVI/events/subscription", json=body).json()
+    sub = _created(http, url, http.post(f"{url}/xapi/projects/EVI/events/subscription", json=body))
     assert sub["event-filter"]["project-ids"] == ["EVI"]
     events = server.app.state["events"]  # type: ignore[union-attr]
     # a session PUT over REST
@@ -424,7 +430,7 @@ def test_act_as_event_user(server: Server, http: requests.Session, wrapper_id: i
         body = {"name": f"as event user {as_event_user}", "action-key": f"{ACTION}{wrapper_id}",
                 "act-as-event-user": as_event_user,
                 "event-filter": {"event-type": SESSION_EVENT, "status": "CREATED"}}
-        subs.append(http.post(f"{url}/xapi/projects/EVU/events/subscription", json=body).json())
+        subs.append(_created(http, url, http.post(f"{url}/xapi/projects/EVU/events/subscription", json=body)))
     try:
         session = add_sessions(server.store, "EVU", 1, user="alice")[0]
         assert server.app.state["events"].wait_idle(10)  # type: ignore[union-attr]

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xnatsim.cs.cli_common import CLIError, connect
     from xnatsim.cs.cli_enable import find_wrapper
-    from xnatsim.events.service import ACTION_PREFIX
+    from xnatsim.events.model import ACTION_PREFIX
 
     try:
         with connect(args) as client:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                     f = s["event-filter"]
                     print(f"{s['id']}\t{s['name']}\t{'active' if s['active'] else 'inactive'}\t{s['action-key']}\t"
                           f"{f['event-type'].rsplit('.', 1)[-1]}/{f['status']}\t{','.join(f['project-ids']) or 'site'}"
-                          f"\t{f.get('json-path-filter') or ''}")
+                          f"\t{f.get('payload-filter') or ''}")
                 return 0
             if args.action == "history":
                 for d in client.request("GET", "/xapi/events/delivered"):
@@ -65,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
                 print("Event Service enabled")
             event_filter = {"event-type": _EVENTS[args.event], "status": args.status, "project-ids": args.project}
             if args.filter:
-                event_filter["json-path-filter"] = args.filter
+                event_filter["payload-filter"] = args.filter
             body = {"name": args.name or f"wrapper {wid} on {args.event} {args.status.lower()}", "active": True,
                     "action-key": f"{ACTION_PREFIX}{wid}", "attributes": attributes,
                     "act-as-event-user": args.act_as_event_user, "event-filter": event_filter}
             path = (f"/xapi/projects/{args.project[0]}/events/subscription" if len(args.project) == 1
                     else "/xapi/events/subscription")
-            doc = client.request("POST", path, body=body)
-            print(f"subscription {doc['id']}: {doc['name']}")
+            created = client.request("POST", path, body=body)  # XNAT answers "<name>:<id>"
+            print(f"subscription {str(created).rsplit(':', 1)[-1]}: {body['name']}")
             return 0
     except CLIError as exc:
         print(exc, file=sys.stderr)

@@ -1,11 +1,17 @@
-"""Event Service REST routes (``/xapi/events/…``, spec D.1)."""
+"""Event Service REST routes (``/xapi/events/…``, label-validation.md §3, spec D.1).
+
+Create is the singular ``POST /xapi/events/subscription`` (site administrators) or
+``POST /xapi/projects/{P}/events/subscription`` (project owners) and answers 201 with the text
+``<name>:<id>``, as XNAT's ``EventServiceRestApi`` does; the plural is the listing.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from xnatsim.events.service import EVENT_TYPES, EventService, SubscriptionError
+from xnatsim.events.model import EVENT_TYPES, Subscription, SubscriptionError
+from xnatsim.events.service import EventService
 from xnatsim.routing import HTTPError, Request, Response, Router
 
 if TYPE_CHECKING:
@@ -56,84 +62,122 @@ def _can_manage(request: Request, project: str | None) -> str:
     raise HTTPError(403, "Only site administrators (or project owners) can manage subscriptions.")
 
 
+def _refused(exc: SubscriptionError) -> Response:
+    return Response.text(str(exc), exc.status)
+
+
+def _found(request: Request) -> Subscription:
+    sub = events(request).get(_id(request))
+    if sub is None:
+        raise HTTPError(404, f"No subscription {request.params['sid']}.")
+    return sub
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def get_prefs(request: Request) -> Response:
+    return Response.json(events(request).prefs())
+
+
+def put_prefs(request: Request) -> Response:
+    _can_manage(request, None)
+    body = _body(request)
+    if not isinstance(body, dict):
+        raise HTTPError(400, "The body must be a JSON object.")
+    return Response.json(events(request).set_prefs(body))
+
+
+def event_types(request: Request) -> Response:
+    return Response.json([t.to_doc() for t in EVENT_TYPES.values()])
+
+
+def actions(request: Request) -> Response:
+    project = request.params.get("project") or request.query.get("project")
+    return Response.json(events(request).actions(project, request.query.get("xsitype")))
+
+
+def create(request: Request) -> Response:
+    project = request.params.get("project")
+    user = _can_manage(request, project)
+    try:
+        sub = events(request).create(_body(request), user, project)
+    except SubscriptionError as exc:
+        return _refused(exc)
+    return Response.text(f"{sub.name}:{sub.id}", 201)
+
+
+def list_subscriptions(request: Request) -> Response:
+    request.require_user()
+    return Response.json([s.to_doc() for s in events(request).subscriptions(request.params.get("project"))])
+
+
+def get_subscription(request: Request) -> Response:
+    request.require_user()
+    return Response.json(_found(request).to_doc())
+
+
+def update(request: Request) -> Response:
+    _can_manage(request, request.params.get("project"))
+    try:
+        return Response.json(events(request).update(_id(request), _body(request)).to_doc())
+    except SubscriptionError as exc:
+        return _refused(exc)
+
+
+def _set_active(request: Request, active: bool) -> Response:
+    _can_manage(request, request.params.get("project"))
+    try:
+        return Response.json(events(request).set_active(_id(request), active).to_doc())
+    except SubscriptionError as exc:
+        return _refused(exc)
+
+
+def activate(request: Request) -> Response:
+    return _set_active(request, True)
+
+
+def deactivate(request: Request) -> Response:
+    return _set_active(request, False)
+
+
+def delete(request: Request) -> Response:
+    _can_manage(request, request.params.get("project"))
+    if not events(request).delete(_id(request)):
+        raise HTTPError(404, f"No subscription {request.params['sid']}.")
+    return Response.empty(204)
+
+
+def delivered(request: Request) -> Response:
+    request.require_user()
+    sub = request.query.get("subscriptionid")
+    project = request.params.get("project") or request.query.get("project")
+    return Response.json(events(request).deliveries(
+        project=project, subscription_id=int(sub) if sub and sub.isdigit() else None))
+
+
+_SITE, _PROJECT = "/xapi/events", "/xapi/projects/{project}/events"
+
+#: (method, handler, paths)
+ROUTES = (
+    ("GET", get_prefs, ("/xapi/events/prefs",)),
+    ("PUT", put_prefs, ("/xapi/events/prefs",)),
+    ("POST", put_prefs, ("/xapi/events/prefs",)),
+    ("GET", event_types, ("/xapi/events/events",)),
+    ("GET", actions, (f"{_SITE}/actions", f"{_PROJECT}/actions")),
+    ("POST", create, (f"{_SITE}/subscription", f"{_PROJECT}/subscription")),
+    ("GET", list_subscriptions, (f"{_SITE}/subscriptions", f"{_PROJECT}/subscriptions")),
+    ("GET", get_subscription, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
+    ("PUT", update, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
+    ("POST", activate, (f"{_SITE}/subscription/{{sid}}/activate", f"{_PROJECT}/subscription/{{sid}}/activate")),
+    ("POST", deactivate, (f"{_SITE}/subscription/{{sid}}/deactivate",
+                          f"{_PROJECT}/subscription/{{sid}}/deactivate")),
+    ("DELETE", delete, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
+    ("GET", delivered, (f"{_SITE}/delivered", f"{_PROJECT}/delivered")),
+)
+
+
 def register(router: Router) -> None:
-    @router.route("GET", "/xapi/events/prefs")
-    def get_prefs(request: Request) -> Response:
-        return Response.json(events(request).prefs())
-
-    @router.route("PUT", "/xapi/events/prefs")
-    def put_prefs(request: Request) -> Response:
-        _can_manage(request, None)
-        body = _body(request)
-        if not isinstance(body, dict):
-            raise HTTPError(400, "The body must be a JSON object.")
-        return Response.json(events(request).set_prefs(body))
-
-    router.add("POST", "/xapi/events/prefs", put_prefs)
-
-    @router.route("GET", "/xapi/events/events")
-    def event_types(request: Request) -> Response:
-        return Response.json([{"type": k, **v} for k, v in EVENT_TYPES.items()])
-
-    @router.route("GET", "/xapi/events/actions", "/xapi/projects/{project}/events/actions")
-    def actions(request: Request) -> Response:
-        project = request.params.get("project") or request.query.get("project")
-        return Response.json(events(request).actions(project, request.query.get("xsitype")))
-
-    @router.route("POST", "/xapi/events/subscription", "/xapi/projects/{project}/events/subscription")
-    def create(request: Request) -> Response:
-        project = request.params.get("project")
-        user = _can_manage(request, project)
-        try:
-            doc = events(request).create(_body(request), user, project)
-        except SubscriptionError as exc:
-            return Response.text(str(exc), exc.status)
-        return Response.json(doc, 201)
-
-    @router.route("GET", "/xapi/events/subscriptions", "/xapi/projects/{project}/events/subscriptions")
-    def list_subscriptions(request: Request) -> Response:
-        request.require_user()
-        return Response.json(events(request).subscriptions(request.params.get("project")))
-
-    @router.route("GET", "/xapi/events/subscription/{sid}", "/xapi/projects/{project}/events/subscription/{sid}")
-    def get_subscription(request: Request) -> Response:
-        request.require_user()
-        doc = events(request).get(_id(request))
-        if doc is None:
-            raise HTTPError(404, f"No subscription {request.params['sid']}.")
-        return Response.json(doc)
-
-    @router.route("PUT", "/xapi/events/subscription/{sid}", "/xapi/projects/{project}/events/subscription/{sid}")
-    def update(request: Request) -> Response:
-        _can_manage(request, request.params.get("project"))
-        try:
-            return Response.json(events(request).update(_id(request), _body(request)))
-        except SubscriptionError as exc:
-            return Response.text(str(exc), exc.status)
-
-    for verb, active in (("activate", True), ("deactivate", False)):
-
-        def toggle(request: Request, active: bool = active) -> Response:
-            _can_manage(request, request.params.get("project"))
-            try:
-                return Response.json(events(request).set_active(_id(request), active))
-            except SubscriptionError as exc:
-                return Response.text(str(exc), exc.status)
-
-        router.add("POST", f"/xapi/events/subscription/{{sid}}/{verb}", toggle)
-        router.add("POST", f"/xapi/projects/{{project}}/events/subscription/{{sid}}/{verb}", toggle)
-
-    @router.route("DELETE", "/xapi/events/subscription/{sid}", "/xapi/projects/{project}/events/subscription/{sid}")
-    def delete(request: Request) -> Response:
-        _can_manage(request, request.params.get("project"))
-        if not events(request).delete(_id(request)):
-            raise HTTPError(404, f"No subscription {request.params['sid']}.")
-        return Response.empty(204)
-
-    @router.route("GET", "/xapi/events/delivered", "/xapi/projects/{project}/events/delivered")
-    def delivered(request: Request) -> Response:
-        request.require_user()
-        sub = request.query.get("subscriptionid")
-        project = request.params.get("project") or request.query.get("project")
-        return Response.json(events(request).deliveries(
-            project=project, subscription_id=int(sub) if sub and sub.isdigit() else None))
+    for method, handler, paths in ROUTES:
+        for path in paths:
+            router.add(method, path, handler)

@@ -1,11 +1,13 @@
 """Event Service subscriptions that launch Container Service wrappers (spec D.1).
 
-A session created in the store (PUT, import) fires ``SessionEvent``/``CREATED``; a new scan fires
-``ScanEvent``/``CREATED``. Every active subscription whose event type, status, projects and
-payload filter (a JSONPath predicate over the object's JSON, evaluated as ``$[?(<filter>)]``) match
-launches its wrapper with the object's URI as the first external input, merged with the
-subscription's ``attributes``, as the subscription owner (or the event's user when
-``act-as-event-user`` is set). Events are handled on a background thread, as XNAT does.
+A session created in the store (a REST PUT, even of an empty session, or a DICOM archive) fires
+``SessionEvent``/``CREATED``; a new scan fires ``ScanEvent``/``CREATED``; a session's update fires
+nothing, as in XNAT. Every active subscription whose event type, status, projects and payload filter
+(a JSONPath predicate over the object's JSON, evaluated as ``$[?(<filter>)]``) match launches its
+wrapper with the object's URI as the first external input, merged with the subscription's
+``attributes``, as the subscription owner (or the event's user when ``act-as-event-user`` is set).
+Events are handled on a background thread, as XNAT does. Nothing fires while the Event Service is
+off, which it is on a fresh XNAT (``eventService.enabled`` defaults to false).
 """
 
 from __future__ import annotations
@@ -20,39 +22,34 @@ from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.jsonpath import JsonPathError, matches_filter
 from xnatsim.cs.service import ContainerService, LaunchRefused
 from xnatsim.cs.xnatobjects import StoreLoader
+from xnatsim.events.model import (
+    ACTION_PREFIX,
+    EVENT_TYPES,
+    SCAN_EVENT,
+    SESSION_EVENT,
+    Delivery,
+    Doc,
+    Subscription,
+    SubscriptionError,
+)
 from xnatsim.store import Store
 
 __all__ = ["ACTION_PREFIX", "EVENT_TYPES", "EventService", "SubscriptionError"]
 
 log = logging.getLogger("xnatsim.events")
 
-Doc = dict[str, Any]
-ACTION_PREFIX = "org.nrg.containers.services.CommandActionProvider:"
-SESSION_EVENT = "org.nrg.xnat.eventservice.events.SessionEvent"
-SCAN_EVENT = "org.nrg.xnat.eventservice.events.ScanEvent"
-EVENT_TYPES: dict[str, Doc] = {
-    SESSION_EVENT: {"display-name": "Image Session Event", "node-type": "Session",
-                    "statuses": ["CREATED", "UPDATED", "DELETED"], "description": "Image session created, updated or deleted."},
-    SCAN_EVENT: {"display-name": "Scan Event", "node-type": "Scan",
-                 "statuses": ["CREATED", "UPDATED", "DELETED"], "description": "Scan created, updated or deleted."},
+#: store change -> event status, per event type (a session update is no SessionEvent)
+_STATUS = {
+    SESSION_EVENT: {"created": "CREATED", "deleted": "DELETED", "merged": "MERGED"},
+    SCAN_EVENT: {"created": "CREATED", "updated": "UPDATED", "deleted": "DELETED"},
 }
-_STATUS = {"created": "CREATED", "updated": "UPDATED", "deleted": "DELETED"}
 #: stop waiting for queued events after this long when closing
 _DRAIN_TIMEOUT = 30.0
 
 
-class SubscriptionError(ValueError):
-    """A subscription refused (message is XNAT-like; ``status`` the HTTP code)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def payload_filter(event_filter: Doc) -> str | None:
-    """The payload filter under either key XNAT versions use."""
-    value = event_filter.get("json-path-filter") or event_filter.get("payload-filter")
-    return str(value) if value else None
+def _filter_matches(flt: str, payload: Doc) -> bool:
+    """XNAT replaces ``'`` by ``"`` in the filter, then applies it to the serialised object."""
+    return matches_filter(flt.replace("'", '"'), payload)
 
 
 class EventService:
@@ -87,92 +84,77 @@ class EventService:
         return self.prefs()
 
     # ---------------------------------------------------------------------- subscriptions
-    def create(self, body: Doc, user: str, project: str | None = None) -> Doc:
+    def create(self, body: Any, user: str, project: str | None = None) -> Subscription:
         """Validate and store a subscription (site-wide, or for ``project``)."""
         if not self.enabled:
             raise SubscriptionError("The Event Service is disabled; enable it at /xapi/events/prefs.", 400)
-        if not isinstance(body, dict):
-            raise SubscriptionError("The subscription must be a JSON object.")
-        doc = self._checked(body, project)
-        doc["id"] = self.db.next_id("subscription")
-        doc["subscriber"] = user
-        doc["use-counter"] = 0
-        doc["valid"] = True
-        self.db.put("subscription", doc["id"], doc)
-        return doc
+        sub = self._checked(Subscription.from_request(body), project)
+        sub.id = self.db.next_id("subscription")
+        sub.owner = user
+        self._save(sub)
+        return sub
 
-    def update(self, sub_id: int, body: Doc) -> Doc:
+    def update(self, sub_id: int, body: Any) -> Subscription:
         old = self.get(sub_id)
         if old is None:
             raise SubscriptionError(f"No subscription {sub_id}.", 404)
-        projects = old["event-filter"].get("project-ids") or []
-        doc = self._checked({**old, **body}, projects[0] if len(projects) == 1 else None)
-        doc.update({k: old[k] for k in ("id", "subscriber", "use-counter")})
-        self.db.put("subscription", sub_id, doc)
-        return doc
+        if not isinstance(body, dict):
+            raise SubscriptionError("The subscription must be a JSON object.")
+        projects = old.event_filter.project_ids
+        sub = self._checked(Subscription.from_request({**old.to_doc(), **body}),
+                            projects[0] if len(projects) == 1 else None)
+        sub.id, sub.owner, sub.use_counter, sub.created = old.id, old.owner, old.use_counter, old.created
+        self._save(sub)
+        return sub
 
-    def _checked(self, body: Doc, project: str | None) -> Doc:
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise SubscriptionError("A subscription needs a name.")
-        key = body.get("action-key") or ""
-        if not isinstance(key, str) or not key.startswith(ACTION_PREFIX) or not key[len(ACTION_PREFIX):].isdigit():
-            raise SubscriptionError(f'Unknown action-key "{key}".')
-        wrapper_id = int(key[len(ACTION_PREFIX):])
-        found = self.cs.registry.wrapper(wrapper_id)
-        if found is None:
-            raise SubscriptionError(f"No wrapper {wrapper_id} for action-key {key}.")
-        event_filter = dict(body.get("event-filter") or {})
-        event_type = event_filter.get("event-type") or ""
-        if event_type not in EVENT_TYPES:
-            raise SubscriptionError(f'Unknown event-type "{event_type}".')
-        status = event_filter.get("status") or "CREATED"
-        if status not in EVENT_TYPES[event_type]["statuses"]:
-            raise SubscriptionError(f'Event {event_type} has no status "{status}".')
-        projects = [str(p) for p in event_filter.get("project-ids") or []]
+    def _checked(self, sub: Subscription, project: str | None) -> Subscription:
+        """Refuse what XNAT refuses: unknown wrapper or event, a wrapper not enabled where the
+        subscription applies, a project route selecting other projects, a bad payload filter."""
+        flt = sub.event_filter
+        if self.cs.registry.wrapper(sub.wrapper_id) is None:
+            raise SubscriptionError(f"No wrapper {sub.wrapper_id} for action-key {sub.action_key}.")
+        event_type = EVENT_TYPES.get(flt.event_type)
+        if event_type is None:
+            raise SubscriptionError(f'Unknown event-type "{flt.event_type}".')
+        if flt.status not in event_type.statuses:
+            raise SubscriptionError(f'Event {flt.event_type} has no status "{flt.status}".')
         if project is not None:
-            if projects and projects != [project]:
+            if flt.project_ids and flt.project_ids != [project]:
                 raise SubscriptionError(f"A project subscription can only select project {project}.")
-            projects = [project]
+            flt.project_ids = [project]
         reg = self.cs.registry
-        if not reg.enabled_for_site(wrapper_id):
-            raise SubscriptionError(f"Action {key} is not available: the wrapper is not enabled on the site.")
-        missing = [p for p in projects if not reg.enabled_for_project(wrapper_id, p)]
+        if not reg.enabled_for_site(sub.wrapper_id):
+            raise SubscriptionError(f"Action {sub.action_key} is not available: the wrapper is not enabled on the site.")
+        missing = [p for p in flt.project_ids if not reg.enabled_for_project(sub.wrapper_id, p)]
         if missing:
-            raise SubscriptionError(f"Action {key} is not available in project(s) {', '.join(missing)}.")
-        flt = payload_filter(event_filter)
-        if flt:
+            raise SubscriptionError(f"Action {sub.action_key} is not available in project(s) {', '.join(missing)}.")
+        if flt.payload_filter:
             try:
-                matches_filter(flt.replace("'", '"'), {})
+                _filter_matches(flt.payload_filter, {})
             except JsonPathError as exc:
                 raise SubscriptionError(f"Invalid payload filter: {exc}") from exc
-        attributes = body.get("attributes") or {}
-        if not isinstance(attributes, dict):
-            raise SubscriptionError("attributes must be a JSON object of name → value.")
-        event_filter.update({"event-type": event_type, "status": status, "project-ids": projects})
-        return {
-            "name": name, "active": body.get("active", True) is not False,
-            "action-key": key, "attributes": {str(k): str(v) for k, v in attributes.items()},
-            "act-as-event-user": bool(body.get("act-as-event-user")), "event-filter": event_filter,
-            "custom-listener-id": None,
-        }
+        return sub
 
-    def get(self, sub_id: int) -> Doc | None:
-        return self.db.get("subscription", sub_id)
+    def _save(self, sub: Subscription) -> None:
+        self.db.put("subscription", sub.id, sub.to_doc())
 
-    def subscriptions(self, project: str | None = None) -> list[Doc]:
-        subs = self.db.all("subscription")
+    def get(self, sub_id: int) -> Subscription | None:
+        doc = self.db.get("subscription", sub_id)
+        return Subscription.from_doc(doc) if doc is not None else None
+
+    def subscriptions(self, project: str | None = None) -> list[Subscription]:
+        subs = [Subscription.from_doc(d) for d in self.db.all("subscription")]
         if project is not None:
-            subs = [s for s in subs if project in (s["event-filter"].get("project-ids") or [])]
+            subs = [s for s in subs if project in s.event_filter.project_ids]
         return subs
 
-    def set_active(self, sub_id: int, active: bool) -> Doc:
-        doc = self.get(sub_id)
-        if doc is None:
+    def set_active(self, sub_id: int, active: bool) -> Subscription:
+        sub = self.get(sub_id)
+        if sub is None:
             raise SubscriptionError(f"No subscription {sub_id}.", 404)
-        doc["active"] = active
-        self.db.put("subscription", sub_id, doc)
-        return doc
+        sub.active = active
+        self._save(sub)
+        return sub
 
     def delete(self, sub_id: int) -> bool:
         return self.db.delete("subscription", sub_id)
@@ -219,18 +201,19 @@ class EventService:
     def _on_change(self, event: str, xsi_type: str, obj: Doc) -> None:
         kind = obj.get("kind")
         if kind == "experiment" and not obj.get("session_id") and xsi_type.lower().endswith("sessiondata"):
-            item = (SESSION_EVENT, _STATUS.get(event, event.upper()), obj)
+            event_type = SESSION_EVENT
         elif kind == "scan":
-            item = (SCAN_EVENT, _STATUS.get(event, event.upper()), obj)
+            event_type = SCAN_EVENT
         else:
             return
-        if not self.enabled:  # a fresh XNAT has the Event Service off: nothing is delivered
+        status = _STATUS[event_type].get(event)
+        if status is None or not self.enabled:  # a fresh XNAT has the Event Service off
             return
         with self._thread_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._worker, name="xnatsim-events", daemon=True)
                 self._thread.start()
-        self._queue.put(item)
+        self._queue.put((event_type, status, obj))
 
     def _worker(self) -> None:
         while True:
@@ -255,10 +238,8 @@ class EventService:
     def _handle(self, event_type: str, status: str, obj: Doc) -> None:
         if not self.enabled:
             return
-        subs = [
-            s for s in self.db.all("subscription")
-            if s["active"] and s["event-filter"]["event-type"] == event_type and s["event-filter"]["status"] == status
-        ]
+        subs = [s for s in self.subscriptions()
+                if s.active and s.event_filter.event_type == event_type and s.event_filter.status == status]
         if not subs:
             return
         payload = self._payload(event_type, status, obj)
@@ -266,64 +247,60 @@ class EventService:
             return
         project = payload.get("project-id") or obj.get("project")
         for sub in subs:
-            projects = sub["event-filter"].get("project-ids") or []
+            projects = sub.event_filter.project_ids
             if projects and project not in projects:
                 continue
             self._deliver(sub, event_type, status, payload, project, obj)
 
-    def _deliver(self, sub: Doc, event_type: str, status: str, payload: Doc, project: str | None, obj: Doc) -> None:
-        history: list[Doc] = []
-
-        def note(state: str, message: str | None = None) -> None:
-            history.append({"status": state, "timestamp": int(time.time() * 1000), "message": message})
-
-        note("SUBSCRIPTION_TRIGGERED")
-        user = (obj.get("insert_user") or sub["subscriber"]) if sub.get("act-as-event-user") else sub["subscriber"]
-        delivery: Doc = {
-            "id": self.db.next_id("delivery"), "event-type": event_type, "status": status,
-            "subscription": {"id": sub["id"], "name": sub["name"], "action-key": sub["action-key"]},
-            "user": user, "project": project,
-            "trigger": {"uri": payload.get("uri"), "label": payload.get("label"), "xsi-type": payload.get("xsiType")},
-            "status-history": history, "container-id": None, "workflow-id": None,
-        }
-        flt = payload_filter(sub["event-filter"])
+    def _deliver(self, sub: Subscription, event_type: str, status: str, payload: Doc, project: str | None,
+                 obj: Doc) -> None:
+        user = (obj.get("insert_user") or sub.owner) if sub.act_as_event_user else sub.owner
+        delivery = Delivery(
+            id=self.db.next_id("delivery"), event_type=event_type, status=status, subscription=sub,
+            user=user, project=project,
+            trigger={"uri": payload.get("uri"), "label": payload.get("label"), "xsi-type": payload.get("xsiType")},
+        )
+        delivery.note("SUBSCRIPTION_TRIGGERED")
         try:
-            matched = not flt or matches_filter(flt.replace("'", '"'), payload)
+            self._act(sub, delivery, payload, project)
+        finally:
+            self._save_delivery(delivery)
+
+    def _act(self, sub: Subscription, delivery: Delivery, payload: Doc, project: str | None) -> None:
+        flt = sub.event_filter.payload_filter
+        try:
+            matched = not flt or _filter_matches(flt, payload)
         except JsonPathError as exc:
-            note("FAILED", f"payload filter error: {exc}")
-            matched = False
-        if not matched:
-            if history[-1]["status"] != "FAILED":
-                note("OBJECT_FILTER_MISMATCH_HALT", f"payload filter {flt!r} does not match")
-            self._save_delivery(delivery)
+            delivery.note("FAILED", f"payload filter error: {exc}")
             return
-        note("OBJECT_FILTERED")
-        wrapper_id = int(sub["action-key"][len(ACTION_PREFIX):])
-        found = self.cs.registry.wrapper(wrapper_id)
-        projects = sub["event-filter"].get("project-ids") or []
+        if not matched:
+            delivery.note("OBJECT_FILTER_MISMATCH_HALT", f"payload filter {flt!r} does not match")
+            return
+        delivery.note("OBJECT_FILTERED")
+        found = self.cs.registry.wrapper(sub.wrapper_id)
+        projects = sub.event_filter.project_ids
         config_project = projects[0] if len(projects) == 1 else (project if projects else None)
-        if found is None or not self.cs.registry.enabled(wrapper_id, config_project):
-            note("ACTION_FAILED", "the wrapper is no longer available or enabled")
-            self._save_delivery(delivery)
+        if found is None or not self.cs.registry.enabled(sub.wrapper_id, config_project):
+            delivery.note("ACTION_FAILED", "the wrapper is no longer available or enabled")
             return
         _command, wrapper = found
         if not wrapper["external-inputs"]:
-            note("ACTION_FAILED", "the wrapper has no external input")
-            self._save_delivery(delivery)
+            delivery.note("ACTION_FAILED", "the wrapper has no external input")
             return
         root = wrapper["external-inputs"][0]["name"]
-        params = {**sub["attributes"], root: payload.get("uri", "")}
-        note("ACTION_CALLED")
+        params = {**sub.attributes, root: payload.get("uri", "")}
+        delivery.note("ACTION_CALLED")
         try:
-            response = self.cs.launch(wrapper_id, params, user, project=config_project, root_element=root)
-            delivery["container-id"] = response.get("container-id")
-            delivery["workflow-id"] = response.get("workflow-id")
-            note("ACTION_COMPLETE", "launch queued")
-            sub["use-counter"] = int(sub.get("use-counter") or 0) + 1
-            self.db.put("subscription", sub["id"], sub)
+            response = self.cs.launch(sub.wrapper_id, params, delivery.user, project=config_project,
+                                      root_element=root)
         except LaunchRefused as exc:
-            note("ACTION_FAILED", str(exc))
-        self._save_delivery(delivery)
+            delivery.note("ACTION_FAILED", str(exc))
+            return
+        delivery.container_id = response.get("container-id")
+        delivery.workflow_id = response.get("workflow-id")
+        delivery.note("ACTION_COMPLETE", "launch queued")
+        sub.use_counter += 1
+        self._save(sub)
 
-    def _save_delivery(self, delivery: Doc) -> None:
-        self.db.put("delivery", delivery["id"], delivery, key=delivery.get("project") or "")
+    def _save_delivery(self, delivery: Delivery) -> None:
+        self.db.put("delivery", delivery.id, delivery.to_doc(), key=delivery.project or "")
