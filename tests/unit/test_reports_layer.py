@@ -267,3 +267,15 @@ def test_html_is_made_only_by_the_layer() -> None:
 def test_templates_ship_in_the_wheel_sources() -> None:
     templates = SHARED_LIB / "reports" / "templates"
     assert {p.name for p in templates.iterdir()} >= {"page.html.j2", "parts.html.j2", "style.css"}
+
+
+def test_run_record_from_a_run(tmp_path: Path) -> None:
+    from xnatnode.runtime import Run
+
+    with Run("demo", output_dir=tmp_path) as run:
+        run.record["project"] = "P1"
+        html = render(Page("t", run=RunRecord.from_run(run)))
+    assert "<summary>Run record: demo · xnatnode " in html
+    assert "<dt>project</dt><dd>P1</dd>" in html
+    assert "<dt>started</dt>" in html
+    assert "<dt>status</dt>" not in html  # not known while the run is still going
