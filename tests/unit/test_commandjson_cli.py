@@ -124,3 +124,67 @@ def test_console_script_exit_status() -> None:
     )
     assert result.returncode == 1
     assert "E-HANDLER-LABEL-BLANK" in result.stdout
+
+
+# --- hostile files: one line each, exit 2, and the files after them still checked ---------------
+
+
+def _good_with(field: str, raw_value: str) -> str:
+    """good.json's command with ``field`` set to ``raw_value`` (JSON text inserted verbatim)."""
+    text = json.dumps(json.loads(GOOD.read_text()) | {field: "@@"})
+    return text.replace('"@@"', raw_value)
+
+
+HOSTILE = {
+    "deep.json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "long-integer.json": (_good_with("reserve-memory", "9" * 5000), "a number is too long"),
+    "nan.json": (_good_with("limit-cpu", "NaN"), "NaN is not JSON"),
+    "infinity.json": (_good_with("limit-cpu", "-Infinity"), "-Infinity is not JSON"),
+    "surrogate.json": (_good_with("name", '"probe\\ud800"'), "lone UTF-16 surrogate"),
+    "not-utf8.json": (None, "not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_file_gets_one_line_and_exit_2_and_the_rest_are_checked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    content, reason = HOSTILE[name]
+    path = tmp_path / name
+    if content is None:
+        path.write_bytes(b'[{"name": "caf\xe9"}]')
+    else:
+        path.write_text(content, encoding="utf-8")
+    status, out, err = run(capsys, str(path), str(GOOD))
+    assert status == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"{path}: UNREADABLE: ")
+    assert reason in lines[0]
+    assert f"{GOOD}: OK" in out
+
+
+def test_a_surrogate_in_an_input_name_is_reported_not_raised(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads(GOOD.read_text())
+    doc["inputs"] = [{"name": "bad@@", "type": "string"}]
+    path = tmp_path / "input-name.json"
+    path.write_text(json.dumps(doc).replace("@@", "\\udc80"))
+    status, out, _ = run(capsys, "--json", str(path), str(GOOD))
+    assert status == 2
+    bad, good = json.loads(out)["files"]
+    assert bad["unreadable"].endswith(
+        "lone UTF-16 surrogate escape (no Unicode character) in the string at /inputs/0/name"
+    )
+    assert good["ok"] is True
+
+
+def test_an_endless_device_is_refused_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    zero = Path("/dev/zero")
+    if not zero.exists():
+        pytest.skip("no /dev/zero here")
+    status, out, err = run(capsys, str(zero), str(GOOD))
+    assert status == 2
+    assert err.strip() == "/dev/zero: UNREADABLE: /dev/zero: larger than 16 MiB: not a command file"
+    assert f"{GOOD}: OK" in out

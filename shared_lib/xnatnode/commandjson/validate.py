@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from xnatnode.commandjson.findings import Finding, Report, error, warning
+from xnatnode.commandjson.findings import Finding, Report, error, pointer, warning
 from xnatnode.commandjson.model import Command, Route
 from xnatnode.commandjson.reader import read_command
 from xnatnode.commandjson.traps import duplicate_warnings, trap_warnings
@@ -70,6 +71,39 @@ def validate_document(
     return report
 
 
+#: Largest command file read (the largest real command JSON is a few hundred KiB): a bigger one,
+#: or a device such as /dev/zero, is refused instead of filling the memory.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> None:
+    raise UnreadableDocument(f"{name} is not JSON (XNAT's parser refuses it; write a number)")
+
+
+def _lone_surrogate(doc: object) -> str | None:
+    """Where a string (or key) of ``doc`` holds a lone UTF-16 surrogate, as a JSON Pointer.
+
+    Python's parser turns a ``\\ud800`` escape without its pair into a lone surrogate, which is no
+    Unicode character: it cannot be printed as UTF-8 nor stored by XNAT's database. Walked with
+    an explicit stack, so that a deep document cannot exhaust the recursion limit.
+    """
+    stack: list[tuple[object, str]] = [(doc, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where or "/"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return where or "/"
+                stack.append((item, pointer(where, key)))
+        elif isinstance(value, list):
+            stack.extend((item, pointer(where, index)) for index, item in enumerate(value))
+    return None
+
+
 def _parse_json(text: str, origin: str) -> tuple[Any, list[str]]:
     duplicates: list[str] = []
 
@@ -81,12 +115,23 @@ def _parse_json(text: str, origin: str) -> tuple[Any, list[str]]:
             out[key] = value
         return out
 
+    def bad(reason: str) -> UnreadableDocument:
+        return UnreadableDocument(f"{origin}: not valid JSON: {reason}")
+
     try:
-        return json.loads(text, object_pairs_hook=pairs), duplicates
+        doc = json.loads(text, object_pairs_hook=pairs, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise UnreadableDocument(
-            f"{origin}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise bad(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnreadableDocument as exc:
+        raise bad(str(exc)) from None
+    except RecursionError:
+        raise bad("arrays or objects nested too deeply (about 1,000 levels or more)") from None
+    except ValueError as exc:  # an integer beyond Python's digit limit (int_max_str_digits)
+        raise bad(f"a number is too long ({str(exc).split(';')[0]})") from None
+    where = _lone_surrogate(doc)
+    if where is not None:
+        raise bad(f"a lone UTF-16 surrogate escape (no Unicode character) in the string at {where}")
+    return doc, duplicates
 
 
 def validate_text(
@@ -114,8 +159,18 @@ def validate_file(
 ) -> Report:
     """Validate a JSON file; raises :class:`UnreadableDocument` if it is unreadable or not JSON."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UnreadableDocument(f"{path}: cannot read: {reason}") from None
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise UnreadableDocument(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise UnreadableDocument(
+            f"{path}: larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB: not a command file"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableDocument(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     return validate_text(text, route, image, origin=str(path))

@@ -7,6 +7,7 @@ also a warning); 2 when a file cannot be read or is not JSON (checked first, it 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -82,17 +83,25 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode.commandjson import UnreadableDocument, validate_file
 
     options = load_settings(args, Options).command
+    for stream in (sys.stdout, sys.stderr):
+        # File names and JSON strings may hold what the terminal's encoding cannot show.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     status = 0
     unreadable = False
     results: list[dict[str, Any]] = []
     for path in options.files:
         try:
             report = validate_file(path, route=options.route, image=options.image)
-        except UnreadableDocument as exc:
+        except (UnreadableDocument, RecursionError, MemoryError, ValueError) as exc:
+            # Whatever a hostile file does to the checker, it is reported and the rest checked.
+            reason = str(exc) if isinstance(exc, UnreadableDocument) else (
+                f"{path}: cannot be checked: {type(exc).__name__}: {exc}"
+            )
             unreadable = True
-            results.append({"path": path, "ok": False, "unreadable": str(exc)})
+            results.append({"path": path, "ok": False, "unreadable": reason})
             if not options.json:
-                print(f"{path}: UNREADABLE: {exc}", file=sys.stderr)
+                print(f"{path}: UNREADABLE: {' '.join(reason.split())}", file=sys.stderr)
             continue
         failed = bool(report.errors) or (options.strict and bool(report.warnings))
         if failed:
