@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from xnatnode.commandjson.findings import Finding, pointer, warning
 from xnatnode.commandjson.model import INPUT_TYPES, Command, Wrapper, WrapperInput, has_tag
+from xnatnode.commandjson.substrings import KeyIndex
 
 #: Variables the Container Service injects into every container (B.6).
 INJECTED_ENV = ("XNAT_HOST", "XNAT_USER", "XNAT_PASS", "XNAT_WORKFLOW_ID", "XNAT_EVENT_ID")
@@ -107,19 +108,20 @@ def _templates(cmd: Command, wrapper: Wrapper | None) -> Iterator[tuple[str, str
             yield pointer(handler.loc, "tags", index), tag
 
 
-def _embedded(key: str, text: str) -> bool:
-    """True when ``key`` occurs in ``text`` glued to word or path characters (e.g. ``/input``)."""
+def _glued(key: str, start: int, text: str) -> bool:
+    """True when the occurrence of ``key`` at ``start`` is glued to word or path characters."""
     if not (_WORD_AFTER.fullmatch(key[0]) and _WORD_AFTER.fullmatch(key[-1])):
         return False
-    start = text.find(key)
-    while start >= 0:
-        end = start + len(key)
-        if (start > 0 and _WORD_BEFORE.fullmatch(text[start - 1])) or (
-            end < len(text) and _WORD_AFTER.fullmatch(text[end])
-        ):
-            return True
-        start = text.find(key, start + 1)
-    return False
+    end = start + len(key)
+    return bool(
+        (start > 0 and _WORD_BEFORE.fullmatch(text[start - 1]))
+        or (end < len(text) and _WORD_AFTER.fullmatch(text[end]))
+    )
+
+
+def _embedded(index: KeyIndex, text: str) -> set[str]:
+    """The keys that occur in ``text`` glued to word or path characters (e.g. ``/input``)."""
+    return {key for key, start in index.occurrences(text) if _glued(key, start, text)}
 
 
 class _Warnings:
@@ -175,8 +177,12 @@ def _command_line_warnings(cmd: Command, out: _Warnings) -> None:
         return
     keys = {item.replacement_key for item in cmd.inputs}
     wrapper_keys = {item.replacement_key for w in cmd.wrappers for item in w.inputs}
-    for token in dict.fromkeys(_HASH_TOKEN.findall(line)):
-        if token in keys or any(token in key for key in keys):
+    tokens = list(dict.fromkeys(_HASH_TOKEN.findall(line)))
+    # A token inside a longer key (e.g. #A# in #A#B#) is that key's text, not a stray token.
+    token_index = KeyIndex(tokens)
+    inside_keys = {token for key in keys for token in token_index.found_in(key)}
+    for token in tokens:
+        if token in inside_keys:
             continue
         if token in wrapper_keys:
             message = (
@@ -194,29 +200,38 @@ def _replacement_key_warnings(cmd: Command, out: _Warnings) -> None:
         scopes: list[tuple[str, str]] = [(item.replacement_key, item.loc) for item in cmd.inputs]
         if wrapper is not None:
             scopes += [(item.replacement_key, item.loc) for item in wrapper.inputs]
-        for key, loc in scopes:
-            for other, _ in scopes:
-                if other != key and key in other:
-                    out.add(
-                        "W-REPLACEMENT-KEY-SUBSTRING",
-                        f'replacement key "{key}" is a substring of key "{other}": substitution '
-                        "order is unspecified, so one can corrupt the other; use bracketed keys "
-                        "like #NAME#.",
-                        pointer(loc, "replacement-key"),
-                    )
+        index = KeyIndex(key for key, _ in scopes)
+        # key -> the longer keys it occurs in, in document order
+        containers: dict[str, dict[str, None]] = {}
+        for other in dict.fromkeys(key for key, _ in scopes):
+            for key in index.found_in(other) - {other}:
+                containers.setdefault(key, {})[other] = None
         texts = list(_templates(cmd, wrapper))
+        # key -> the locations of the texts it is embedded in, in document order
+        embedded_in: dict[str, list[str]] = {}
+        for text_loc, text in texts:
+            for key in _embedded(index, text):
+                embedded_in.setdefault(key, []).append(text_loc)
         for key, loc in scopes:
-            for text_loc, text in texts:
-                if _embedded(key, text):
-                    out.add(
-                        "W-REPLACEMENT-KEY-IN-TEXT",
-                        f'replacement key "{key}" also occurs inside literal text at {text_loc} '
-                        "and would be replaced there; use a bracketed key like #NAME#.",
-                        pointer(loc, "replacement-key"),
-                    )
-    line = cmd.command_line or ""
+            for other in containers.get(key, {}):
+                out.add(
+                    "W-REPLACEMENT-KEY-SUBSTRING",
+                    f'replacement key "{key}" is a substring of key "{other}": substitution '
+                    "order is unspecified, so one can corrupt the other; use bracketed keys "
+                    "like #NAME#.",
+                    pointer(loc, "replacement-key"),
+                )
+        for key, loc in scopes:
+            for text_loc in embedded_in.get(key, []):
+                out.add(
+                    "W-REPLACEMENT-KEY-IN-TEXT",
+                    f'replacement key "{key}" also occurs inside literal text at {text_loc} '
+                    "and would be replaced there; use a bracketed key like #NAME#.",
+                    pointer(loc, "replacement-key"),
+                )
+    in_line = _embedded(KeyIndex(item.replacement_key for item in cmd.inputs), cmd.command_line or "")
     for item in cmd.inputs:
-        if _embedded(item.replacement_key, line):
+        if item.replacement_key in in_line:
             out.add(
                 "W-REPLACEMENT-KEY-IN-TEXT",
                 f'replacement key "{item.replacement_key}" also occurs inside literal text of the '
@@ -227,6 +242,7 @@ def _replacement_key_warnings(cmd: Command, out: _Warnings) -> None:
 
 def _input_warnings(cmd: Command, out: _Warnings) -> None:
     used_text = (cmd.command_line or "") + "\n".join(t for _, t in _templates(cmd, None))
+    used_keys = KeyIndex(item.replacement_key for item in cmd.inputs).found_in(used_text)
     for item in cmd.inputs:
         if item.type not in INPUT_TYPES:
             out.add(
@@ -235,7 +251,7 @@ def _input_warnings(cmd: Command, out: _Warnings) -> None:
                 '"string".',
                 pointer(item.loc, "type"),
             )
-        if item.replacement_key not in used_text and cmd.type == "docker":
+        if item.replacement_key not in used_keys and cmd.type == "docker":
             out.add(
                 "W-INPUT-UNUSED",
                 f'command input "{item.name}": its replacement key "{item.replacement_key}" is '
