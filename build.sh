@@ -194,28 +194,13 @@ resolve_python_image() {
     printf '%s\n' "${DEBOOTSTRAP_IMAGE}"
 }
 
-# --- command JSON -------------------------------------------------------------------------
+# --- command JSON and image names ----------------------------------------------------------
 
-# Checks that FILE is a JSON array of commands whose every `image` is TAG.
-check_command_json() {
-    local file="$1" tag="$2"
-    python3 - "${file}" "${tag}" <<'PY'
-import json
-import sys
-
-path, tag = sys.argv[1], sys.argv[2]
-try:
-    with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-except (OSError, ValueError) as exc:
-    sys.exit(f"{path}: not valid JSON: {exc}")
-if not isinstance(doc, list) or not doc or not all(isinstance(c, dict) for c in doc):
-    sys.exit(f"{path}: must be a non-empty JSON array of command objects (the org.nrg.commands label)")
-for command in doc:
-    if command.get("image") != tag:
-        sys.exit(f"{path}: command {command.get('name')!r} has image {command.get('image')!r}, "
-                 f"but this build tags the image {tag!r}")
-PY
+# Runs an xnatnode subcommand that needs only the standard library (images,
+# validate-command-json) from the source tree, so that a build needs no virtual environment.
+xnatnode_tool() {
+    command -v python3 >/dev/null 2>&1 || die "python3 (3.11 or later) is needed to build"
+    PYTHONPATH="${REPO_DIR}/shared_lib${PYTHONPATH:+:${PYTHONPATH}}" python3 -m xnatnode "$@"
 }
 
 # Runs XNAT's rules (xnatnode validate-command-json --strict) from the freshly built base image,
@@ -290,44 +275,26 @@ cmd_build() {
     [[ -z "${ca}" || -f "${ca}" ]] || die "CA bundle ${ca} does not exist"
     containers="$(cd "${containers}" && pwd)" || die "no such directory: ${containers}"
     jsondir="$(cd "${jsondir}" && pwd)" || die "no such directory: ${jsondir}"
-    [[ -f "${containers}/base/Dockerfile" ]] || die "${containers}/base/Dockerfile is missing"
 
     VERSION="$(package_version)"
     REVISION="$(git_revision)"
     CREATED="$(build_created)"
     SOURCE="$(source_url)"
 
-    # Which command images: the IMAGEs named, else every folder in containers/ but base. Each
-    # needs its command-json/<name>.json; in a full build every JSON file needs its folder too.
-    local names=() name dir file
-    if ((${#only[@]} > 0)); then
-        for name in "${only[@]}"; do
-            [[ "${name}" == base ]] && continue
-            [[ -d "${containers}/${name}" ]] || die "no image folder ${containers}/${name}/"
-            names+=("${name}")
-        done
-    else
-        for dir in "${containers}"/*/; do
-            name="$(basename "${dir}")"
-            [[ "${name}" == base ]] || names+=("${name}")
-        done
-        for file in "${jsondir}"/*.json; do
-            [[ -e "${file}" ]] || continue
-            name="$(basename "${file}" .json)"
-            [[ -d "${containers}/${name}" ]] \
-                || die "${file} has no image folder: ${containers}/${name}/ is missing"
-        done
-    fi
-    for name in "${names[@]+"${names[@]}"}"; do
-        [[ -f "${jsondir}/${name}.json" ]] \
-            || die "containers/${name}/ has no command JSON: ${jsondir}/${name}.json is missing"
-    done
-    local files=()
-    for name in "${names[@]+"${names[@]}"}"; do
-        check_command_json "${jsondir}/${name}.json" "xnatnode/${name}:${VERSION}" \
-            || die "command JSON check failed"
-        files+=("${jsondir}/${name}.json")
-    done
+    # Which command images, and their tags: "xnatnode images" pairs each folder of containers/
+    # (or each IMAGE named) with its command-json/<name>.json and checks the JSON's image fields
+    # against the one image-name rule. Its lines are NAME<TAB>TAG<TAB>JSON.
+    local plan names=() tags=() files=() name tag file
+    plan="$(xnatnode_tool images --containers "${containers}" --command-json "${jsondir}" \
+        "${only[@]+"${only[@]}"}")" || die "the image folders and command JSON do not match (see above)"
+    while IFS=$'\t' read -r name tag file; do
+        [[ -n "${name}" ]] || continue
+        names+=("${name}")
+        tags+=("${tag}")
+        files+=("${file}")
+    done <<<"${plan}"
+    local base_tag
+    base_tag="$(xnatnode_tool images --tag base)"
 
     require_docker
     local python_image
@@ -337,7 +304,6 @@ cmd_build() {
     BUILD_ROOT="$(mktemp -d "${REPO_DIR}/.build/context.XXXXXX")"
     trap 'rm -rf "${BUILD_ROOT}"' EXIT
     local build_root="${BUILD_ROOT}"
-    local base_tag="xnatnode/base:${VERSION}"
 
     # Base: its context is containers/base/ plus the package source (shared_lib/, no caches).
     make_context "${containers}/base" "${build_root}/base" "${ca}"
@@ -347,17 +313,19 @@ cmd_build() {
     cp -R "${REPO_DIR}/shared_lib/xnatnode" "${build_root}/base/shared_lib/"
     find "${build_root}/base/shared_lib" -name __pycache__ -prune -exec rm -rf {} +
     say "building ${base_tag} on ${python_image}"
-    docker_build "${base_tag}" "xnatnode/base" "${build_root}/base" \
+    docker_build "${base_tag}" "${base_tag%:*}" "${build_root}/base" \
         --build-arg "PYTHON_IMAGE=${python_image}" \
         --label "org.opencontainers.image.base.name=${python_image}"
 
     validate_command_json "${base_tag}" "${jsondir}" "${files[@]+"${files[@]}"}"
 
-    for name in "${names[@]+"${names[@]}"}"; do
+    local i
+    for i in "${!names[@]}"; do
+        name="${names[i]}"
         make_context "${containers}/${name}" "${build_root}/${name}" "${ca}"
-        docker_build "xnatnode/${name}:${VERSION}" "xnatnode/${name}" "${build_root}/${name}" \
+        docker_build "${tags[i]}" "${tags[i]%:*}" "${build_root}/${name}" \
             --build-arg "BASE_IMAGE=${base_tag}" \
-            --label "org.nrg.commands=$(cat "${jsondir}/${name}.json")"
+            --label "org.nrg.commands=$(cat "${files[i]}")"
     done
     rm -rf "${build_root}"
     trap - EXIT

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "project_summary",
     "label_validation",
     "subscribe",
+    "images",
 )
 
 

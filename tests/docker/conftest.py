@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from xnatnode import __version__
+from xnatnode.images import BASE, command_names, image_name
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SH = REPO / "build.sh"
@@ -71,19 +71,15 @@ def build(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def base_image(docker_engine: None) -> str:
     """Tag of ``xnatnode/base:<version>``, built once per session."""
-    build("base")
-    return f"xnatnode/base:{__version__}"
+    build(BASE)
+    return image_name(BASE)
 
 
 @pytest.fixture(scope="session")
 def built_images(base_image: str) -> dict[str, str]:
     """``{name: tag}`` of the base (``"base"``) and every command image, built once."""
     build()
-    version = __version__
-    names = sorted(
-        d.name for d in (REPO / "containers").iterdir() if d.is_dir() and d.name != "base"
-    )
-    return {"base": base_image, **{name: f"xnatnode/{name}:{version}" for name in names}}
+    return {BASE: base_image, **{name: image_name(name) for name in command_names(REPO / "containers")}}
 
 
 def _docker_run(

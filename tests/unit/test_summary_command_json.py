@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from xnatnode import __version__
 from xnatnode.cli import build_parser
+from xnatnode.images import image_name
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_JSON = REPO / "command-json" / "project-summary.json"
@@ -37,7 +38,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
 
 def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
-    assert command["image"] == f"xnatnode/project-summary:{__version__}"
+    assert command["image"] == image_name("project-summary")
     assert command["version"] == __version__
 
 
