@@ -439,7 +439,8 @@ cmd_demo() {
     ensure_venv
     cd "${REPO_DIR}"
     # A kept data folder, so the printed report path stays valid after the demo ends.
-    "${VENV_DIR}/bin/python" -m xnatsim demo --data "${REPO_DIR}/.demo"
+    "${VENV_DIR}/bin/python" -m xnatsim demo --data "${REPO_DIR}/.demo" \
+        --command-json "${REPO_DIR}/command-json"
 }
 
 # --- register -----------------------------------------------------------------------------

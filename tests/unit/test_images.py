@@ -107,3 +107,12 @@ def test_building_the_parser_needs_only_the_standard_library() -> None:
         cwd=REPO,
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_demo_adds_the_images_the_command_json_names() -> None:
+    """xnatsim shares no code with xnatnode: its demo reads the rule's output from the JSON."""
+    from xnatsim.cs.cli_demo import COMMAND_JSON, command_images
+
+    assert COMMAND_JSON == REPO / "command-json"
+    names = command_names(REPO / "containers")
+    assert command_images(COMMAND_JSON) == [image_name(name) for name in names]

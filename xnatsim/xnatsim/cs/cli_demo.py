@@ -1,7 +1,8 @@
 """``python -m xnatsim demo``: the whole admin path on a laptop, with the project's own images.
 
-Starts xnatsim with the ``demo`` seed, adds every local ``xnatnode/*`` image that carries an
-``org.nrg.commands`` label (as ``POST /xapi/docker/images/save`` does), enables every wrapper on
+Starts xnatsim with the ``demo`` seed, adds every local image that a command JSON file of the
+repository names and that carries an ``org.nrg.commands`` label (as ``POST
+/xapi/docker/images/save`` does), enables every wrapper on
 the site and the demo project, launches ``project-summary`` on the project through the launch
 route, waits, and prints the container's status, log tail and where the HTML report landed.
 """
@@ -10,45 +11,67 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 NAME = "demo"
-HELP = "seed a demo project, add the local xnatnode/* images, run project-summary on it, show the report"
+HELP = "seed a demo project, add the local xnatnode images, run project-summary on it, show the report"
 
-REPOSITORY_PREFIX = "xnatnode/"
 DEMO_WRAPPER = "project-summary"
+#: The repository's command JSON, beside xnatsim/ when run from a checkout.
+COMMAND_JSON = Path(__file__).resolve().parents[3] / "command-json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="data folder (default: a temporary one, removed at the end)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--command-json", type=Path, default=COMMAND_JSON, metavar="DIR",
+                        help="command JSON files whose images to add (default: the checkout's command-json/)")
     parser.add_argument("--version", dest="image_version",
-                        help="image tag to use (default: the newest tag of each xnatnode/* image)")
+                        help="image tag to use (default: the tag each command JSON names)")
     parser.add_argument("--wrapper", default=DEMO_WRAPPER, help=f"wrapper to launch (default {DEMO_WRAPPER})")
     parser.add_argument("--serve", action="store_true", help="keep serving after the demo (Ctrl-C stops)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the container")
 
 
-def local_images(version: str | None) -> list[str]:
-    """``xnatnode/<name>:<tag>`` images with an ``org.nrg.commands`` label, newest tag per name."""
+def command_images(folder: Path) -> list[str]:
+    """The images the command JSON files in ``folder`` name, in file order.
+
+    The image-name rule lives in the xnatnode package (``xnatnode.images``), which xnatsim shares no
+    code with; its output is written in each command's ``image`` field, read here.
+    """
+    images: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text("utf-8"))
+        for command in doc if isinstance(doc, list) else [doc]:
+            image = command.get("image") if isinstance(command, dict) else None
+            if isinstance(image, str) and image:
+                images.append(image)
+    return list(dict.fromkeys(images))
+
+
+def local_images(folder: Path, version: str | None) -> list[str]:
+    """The images of :func:`command_images` (tag ``version`` if given) that exist locally with an
+    ``org.nrg.commands`` label."""
     import docker
 
     from xnatsim.cs.images import LABEL
 
     client = docker.from_env(timeout=60)
-    best: dict[str, tuple[str, str]] = {}
-    for image in client.images.list(filters={"label": LABEL}):
-        created = str(image.attrs.get("Created", ""))
-        for tag in image.tags:
-            repo, _, tag_version = tag.rpartition(":")
-            if not repo.startswith(REPOSITORY_PREFIX) or (version and tag_version != version):
-                continue
-            if repo not in best or created > best[repo][0]:
-                best[repo] = (created, tag)
-    return sorted(tag for _created, tag in best.values())
+    found: list[str] = []
+    for image in command_images(folder):
+        if version:
+            image = f"{image.rpartition(':')[0]}:{version}"
+        try:
+            labels = client.images.get(image).attrs.get("Config", {}).get("Labels") or {}
+        except docker.errors.ImageNotFound:
+            continue
+        if LABEL in labels:
+            found.append(image)
+    return found
 
 
 def _report(client: Any, record: dict[str, Any], store_dir: Path) -> None:
@@ -78,12 +101,16 @@ def run(args: argparse.Namespace) -> int:
     from xnatsim.server import ServerConfig, make_server, serve_in_thread, stop_in_thread
 
     try:
-        images = local_images(args.image_version)
+        images = local_images(args.command_json, args.image_version)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the command JSON in {args.command_json}: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # docker SDK errors: no engine, no socket
         print(f"cannot list Docker images: {exc}", file=sys.stderr)
         return 1
     if not images:
-        print(f"no local {REPOSITORY_PREFIX}* image carries org.nrg.commands; run ./build.sh first", file=sys.stderr)
+        print(f"no image named in {args.command_json}/*.json is built (with org.nrg.commands); "
+              "run ./build.sh first", file=sys.stderr)
         return 1
     tmp = None if args.data else tempfile.TemporaryDirectory(prefix="xnatsim-demo-")
     data = args.data or Path(tmp.name)  # type: ignore[union-attr]
