@@ -16,7 +16,7 @@ Usage: ./build.sh [build] [options] [IMAGE...]
        ./build.sh setup
        ./build.sh test
        ./build.sh demo [options]
-       ./build.sh register --xnat URL [--user USER]
+       ./build.sh register --xnat URL [--user USER] [--ca-bundle FILE | --insecure] [--netrc FILE]
        ./build.sh --help
 
 Subcommands:
@@ -34,8 +34,10 @@ Subcommands:
              project-summary launched through its Container Service; prints where the report is.
              The simulator's data is kept in .demo/ (a re-run reuses it).
   register   POST every command in command-json/ to XNAT's /xapi/commands (how Kubernetes sites,
-             whose XNAT cannot read image labels, add commands). The password is taken from
-             XNAT_PASS or prompted for; it is never read from the command line.
+             whose XNAT cannot read image labels, add commands), with "xnatnode register" from
+             .venv (created as for test). Each file is checked with XNAT's rules first; a command
+             XNAT already holds is skipped. The password comes from XNAT_PASS or the netrc file,
+             else it is prompted for; it is never read from the command line.
 
 Build options:
   --base-image IMAGE   Python image to build on (default python:3.11-slim). When the default
@@ -47,8 +49,12 @@ Build options:
   --command-json DIR   command JSON files (default: command-json/)
 
 Register options:
-  --xnat URL           XNAT root URL, e.g. https://xnat.example.org
-  --user USER          XNAT user (default: $XNAT_USER, else prompted)
+  --xnat URL           XNAT root URL, e.g. https://xnat.example.org (default: $XNAT_HOST)
+  --user USER          XNAT user (default: $XNAT_USER, else the netrc login, else prompted)
+  --ca-bundle FILE     PEM file of CA certificates to verify XNAT's TLS certificate with
+  --insecure           do not verify XNAT's TLS certificate (not recommended)
+  --netrc FILE         netrc file with the password (default: $NETRC, else ~/.netrc)
+  --command-json DIR   command JSON files (default: command-json/)
 EOF
 }
 
@@ -446,69 +452,23 @@ cmd_demo() {
 # --- register -----------------------------------------------------------------------------
 
 cmd_register() {
-    local url="" user="${XNAT_USER:-}" jsondir="${REPO_DIR}/command-json"
+    local args=() jsondir="${REPO_DIR}/command-json"
     while (($# > 0)); do
         case "$1" in
-            --xnat) url="${2:?--xnat needs a URL}"; shift 2 ;;
-            --user) user="${2:?--user needs a name}"; shift 2 ;;
+            --xnat) args+=(--xnat-host "${2:?--xnat needs a URL}"); shift 2 ;;
+            --user) args+=(--xnat-user "${2:?--user needs a name}"); shift 2 ;;
             --command-json) jsondir="${2:?--command-json needs a directory}"; shift 2 ;;
-            --password | --pass | -p) die "the password is never taken from the command line: set XNAT_PASS or answer the prompt" ;;
+            --password | --pass | -p) die "the password is never taken from the command line: set XNAT_PASS, use a netrc file or answer the prompt" ;;
             -h | --help) usage; exit 0 ;;
-            *) die "unknown register argument: $1 (see ./build.sh --help)" ;;
+            # The client's own options (--ca-bundle FILE, --insecure, --netrc FILE, --timeout S,
+            # --retries N) go to "xnatnode register", which refuses what it does not know.
+            *) args+=("$1"); shift ;;
         esac
     done
-    [[ -n "${url}" ]] || die "register needs --xnat URL"
-    [[ "${url}" =~ ^https?:// ]] || die "--xnat must be an http(s) URL, not ${url}"
     local files=("${jsondir}"/*.json)
     [[ -e "${files[0]}" ]] || die "no command JSON in ${jsondir}"
-    if [[ -z "${user}" ]]; then
-        [[ -t 0 ]] || die "no XNAT user: pass --user or set XNAT_USER"
-        read -rp "XNAT user for ${url}: " user
-    fi
-    if [[ -z "${XNAT_PASS:-}" ]]; then
-        [[ -t 0 ]] || die "XNAT_PASS is not set and there is no terminal to prompt on"
-        read -rsp "Password for ${user} at ${url}: " XNAT_PASS
-        printf '\n' >&2
-    fi
-    XNAT_USER="${user}" XNAT_PASS="${XNAT_PASS}" python3 - "${url}" "${files[@]}" <<'PY'
-"""POST each command of each file to <url>/xapi/commands; credentials come from the environment."""
-import base64
-import json
-import os
-import sys
-import urllib.error
-import urllib.request
-
-url, paths = sys.argv[1].rstrip("/"), sys.argv[2:]
-token = base64.b64encode(f"{os.environ['XNAT_USER']}:{os.environ['XNAT_PASS']}".encode()).decode()
-failed = 0
-for path in paths:
-    with open(path, encoding="utf-8") as fh:
-        commands = json.load(fh)
-    for command in commands:
-        label = f"{command.get('name')} {command.get('version')} ({command.get('image')})"
-        request = urllib.request.Request(
-            f"{url}/xapi/commands", data=json.dumps(command).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                body = response.read().decode(errors="replace").strip()
-            print(f"registered {label}: id {body}")
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace").strip()[:500]
-            if exc.code == 401:
-                sys.exit(f"build.sh: error: XNAT refused the credentials of {os.environ['XNAT_USER']} "
-                         "(HTTP 401): check the user name and password")
-            if exc.code == 403:
-                sys.exit(f"build.sh: error: {os.environ['XNAT_USER']} may not add commands (HTTP 403): "
-                         "registering commands needs the Container Manager role (site admin before "
-                         "XNAT 1.9.2)")
-            failed += 1
-            print(f"build.sh: {label} not registered: HTTP {exc.code} {body}", file=sys.stderr)
-        except (urllib.error.URLError, OSError) as exc:
-            sys.exit(f"build.sh: error: cannot reach {url}: {exc}")
-sys.exit(1 if failed else 0)
-PY
+    ensure_venv
+    "${VENV_DIR}/bin/xnatnode" register "${args[@]+"${args[@]}"}" "${files[@]}"
 }
 
 # --- main ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "label_validation",
     "subscribe",
     "images",
+    "register",
 )
 
 

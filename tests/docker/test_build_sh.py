@@ -6,16 +6,12 @@ test_base_image.py.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from xnatnode.images import image_name
@@ -144,87 +140,27 @@ def test_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-# --- register, against a stand-in for POST /xapi/commands on 127.0.0.1 ----------------------
+# --- register: build.sh hands over to "xnatnode register" (tests/sim/test_register.py) -------
 
 
-class _Commands(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
-    status: ClassVar[int] = 201
+def test_register_passes_its_options_to_xnatnode_register(tmp_path: Path) -> None:
+    from xnatsim.testing import running_server
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.received.append((self.path, self.headers.get("Authorization", ""), body))
-        reply = str(len(self.received)).encode() if self.status == 201 else b"Unauthorized"
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def xnat() -> Iterator[str]:
-    _Commands.received = []
-    _Commands.status = 201
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Commands)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def register(xnat: str, jsondir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return build_sh("register", "--xnat", xnat, "--user", "alice", "--command-json", str(jsondir), env=env)
-
-
-def test_register_posts_each_command_with_the_password_from_the_environment(
-    xnat: str, tmp_path: Path
-) -> None:
-    commands = [command("one", "xnatnode/probe:1"), command("two", "xnatnode/probe:1")]
-    (tmp_path / "probe.json").write_text(json.dumps(commands))
-    result = register(xnat, tmp_path, {"XNAT_PASS": "s3cret-pw"})
+    (tmp_path / "probe.json").write_text(json.dumps([command("probe", "xnatnode/probe:1")]))
+    with running_server(tmp_path / "xnat") as server:
+        result = build_sh(
+            "register", "--xnat", server.url, "--user", server.user, "--command-json",
+            str(tmp_path), "--timeout", "20", env={"XNAT_PASS": server.password},
+        )
     assert result.returncode == 0, result.stderr
-    expected_auth = "Basic " + base64.b64encode(b"alice:s3cret-pw").decode()
-    assert [(p, a) for p, a, _ in _Commands.received] == [("/xapi/commands", expected_auth)] * 2
-    assert [b for _, _, b in _Commands.received] == commands
-    assert "registered one 1.0" in result.stdout
-    assert "s3cret-pw" not in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize(
-    ("status", "message"),
-    [(401, "XNAT refused the credentials of alice (HTTP 401): check the user name and password"),
-     (403, "alice may not add commands (HTTP 403): registering commands needs the Container Manager")],
-)
-def test_register_reports_refused_credentials(xnat: str, tmp_path: Path, status: int, message: str) -> None:
-    _Commands.status = status
-    (tmp_path / "probe.json").write_text(json.dumps([command("one", "xnatnode/probe:1")]))
-    result = register(xnat, tmp_path, {"XNAT_PASS": "wrong"})
-    assert result.returncode == 1
-    assert message in result.stderr
-    assert "wrong" not in result.stderr
+    assert "registered probe 1.0 (xnatnode/probe:1): id " in result.stdout
+    assert server.password not in result.stdout + result.stderr
 
 
 def test_register_never_takes_the_password_from_argv(tmp_path: Path) -> None:
     result = build_sh("register", "--xnat", "http://127.0.0.1:9", "--password", "x")
     assert result.returncode == 1
     assert "never taken from the command line" in result.stderr
-
-
-def test_register_without_password_or_terminal_fails_clearly(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "XNAT_PASS"}
-    result = subprocess.run(
-        [str(BUILD_SH), "register", "--xnat", "http://127.0.0.1:9", "--user", "alice"],
-        capture_output=True, text=True, timeout=60, check=False, env=env, stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 1
-    assert "XNAT_PASS is not set and there is no terminal" in result.stderr
 
 
 def test_a_missing_ca_bundle_is_refused() -> None:

@@ -1,7 +1,8 @@
-"""TLS: verification on by default, a CA bundle option (lean path and xnatpy), --insecure."""
+"""TLS: verification on by default, a CA bundle option (lean path, xnatpy, register), --insecure."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_http import FakeServer, Reply
+from xnatnode.cli import main
 from xnatnode.client import Unreachable, connect
 from xnatnode.redact import forget_secrets
 
@@ -79,3 +81,43 @@ def test_xnatpy_gets_the_ca_bundle_too(srv: FakeServer, certificate: tuple[Path,
         Unreachable, match="TLS certificate verification failed"
     ):
         conn.xnatpy(parse_model=False)
+
+
+# --- xnatnode register has the same TLS options ----------------------------------------------
+
+
+def _register(srv: FakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+              monkeypatch: pytest.MonkeyPatch, *flags: str) -> tuple[int, str]:
+    srv.route("POST", "/xapi/commands", Reply(201, "7"))
+    path = tmp_path / "probe.json"
+    path.write_text(json.dumps([{"name": "probe", "version": "1.0", "image": "xnatnode/probe:1.0",
+                                 "command-line": ""}]))
+    monkeypatch.setenv("XNAT_PASS", PASSWORD)
+    status = main(["register", "--xnat-host", srv.url, "--xnat-user", "alice", "--retries", "0",
+                   *flags, str(path)])
+    out, err = capsys.readouterr()
+    assert PASSWORD not in out + err
+    return status, out + err
+
+
+def test_register_verifies_tls_by_default(
+    srv: FakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    status, text = _register(srv, tmp_path, capsys, monkeypatch)
+    assert status == 3
+    assert "TLS certificate verification failed" in text
+    assert srv.requests_to("/xapi/commands") == []
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_register_takes_a_ca_bundle_or_insecure(
+    srv: FakeServer, certificate: tuple[Path, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, insecure: bool,
+) -> None:
+    flags = ("--insecure",) if insecure else ("--ca-bundle", str(certificate[0]))
+    status, text = _register(srv, tmp_path, capsys, monkeypatch, *flags)
+    assert status == 0, text
+    assert "registered probe 1.0 (xnatnode/probe:1.0): id 7" in text
+    (seen,) = srv.requests_to("/xapi/commands")
+    assert json.loads(seen.body)["name"] == "probe"
