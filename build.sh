@@ -27,7 +27,7 @@ Subcommands:
   setup      Make a fresh Debian machine ready (as root): apt-get install what is missing of
              docker.io, debootstrap, chromium, shellcheck and python3-venv, and start dockerd
              if no Docker engine answers. Idempotent.
-  test       Create or reuse .venv (pip install -e shared_lib -e xnatsim -r requirements-dev.txt),
+  test       Create or reuse .venv (pip install -e 'shared_lib[xnatpy]' -e xnatsim -r requirements-dev.txt),
              then run ruff, mypy and every test (pytest tests/). Docker tests run whenever the
              CI environment variable is set, and skip otherwise when Docker is unavailable.
   demo       Build the images, then run "python -m xnatsim demo": the simulator with demo data,
@@ -410,7 +410,7 @@ ensure_venv() {
         python3 -m venv "${VENV_DIR}" || die "python3 -m venv failed (apt-get install python3-venv)"
     fi
     say "installing xnatnode, xnatsim and the development tools into ${VENV_DIR}"
-    "${VENV_DIR}/bin/python" -m pip install --quiet -e "${REPO_DIR}/shared_lib" \
+    "${VENV_DIR}/bin/python" -m pip install --quiet -e "${REPO_DIR}/shared_lib[xnatpy]" \
         -e "${REPO_DIR}/xnatsim" -r "${REPO_DIR}/requirements-dev.txt"
     printf '%s\n' "${want}" >"${stamp}"
 }

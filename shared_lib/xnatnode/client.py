@@ -501,8 +501,14 @@ class Connection:
         return self._xnatpy
 
     def _open_xnatpy(self, *, extension_types: bool, parse_model: bool) -> Any:
-        import xnat  # heavy: only here
-        import xnat.exceptions
+        try:
+            import xnat  # heavy, and optional (the xnatnode[xnatpy] extra): only here
+            import xnat.exceptions
+        except ImportError:
+            raise ConfigError(
+                "xnatpy is not installed: pip install 'xnatnode[xnatpy]' (no xnatnode command "
+                "needs it; the images do not carry it)"
+            ) from None
 
         log.info("opening an xnatpy session on %s", self.host)
         started = time.monotonic()

@@ -69,10 +69,11 @@ def test_oci_labels(base_image: str, image_labels: Callable[[str], dict[str, str
 
 
 def test_core_dependencies_only(base_image: str, docker_run: Run) -> None:
-    """xnat and requests are in; nibabel is not (pydicom comes with xnat 0.8.1 itself)."""
-    probe = "import importlib.util as u; print([m for m in ('xnat', 'requests', 'nibabel') if u.find_spec(m)])"
+    """requests is in; xnatpy (an extra no command needs), pydicom and nibabel are not."""
+    probe = ("import importlib.util as u; "
+             "print([m for m in ('xnat', 'requests', 'pydicom', 'nibabel') if u.find_spec(m)])")
     result = docker_run(base_image, "-c", probe, options=("--entrypoint", "python3"))
-    assert result.stdout.strip() == "['xnat', 'requests']", result.stderr
+    assert result.stdout.strip() == "['requests']", result.stderr
 
 
 _FIND_COPIES = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,17 @@ def test_xnatpy_debug_log_shows_no_secret(srv: FakeServer) -> None:
     assert PASSWORD not in text
     sent = [s.body for s in srv.seen if s.path == "/data/services/auth"]
     assert PASSWORD.encode() in sent[0], "the password did go to the server, in the body"
+
+
+def test_without_the_xnatpy_extra_the_message_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """xnatpy is the optional xnatnode[xnatpy] extra: the images do not carry it."""
+    from xnatnode.client import ConfigError, Connection
+    from xnatnode.credentials import Credentials
+
+    monkeypatch.setitem(sys.modules, "xnat", None)  # import xnat -> ImportError
+    conn = Connection(Credentials("http://127.0.0.1:9", "alice", "pw-Extra-1"))
+    with pytest.raises(ConfigError, match=r"pip install 'xnatnode\[xnatpy\]'"):
+        conn.xnatpy()
+    assert conn.request_count == 0
