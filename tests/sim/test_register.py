@@ -29,7 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def register(server: Server, *args: str, password: str | None = None, user: str | None = None,
              home: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XNAT_") and k != "NETRC"}
-    env["XNAT_HOST"] = server.url
+    if "--xnat-host" not in args:  # with all three variables set, connection flags are refused
+        env["XNAT_HOST"] = server.url
     env["XNAT_USER"] = user or server.user
     if password is not None:
         env["XNAT_PASS"] = password

@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from xnatnode.settings import load_settings
 
 NAME = "images"
 HELP = "List the image tags a build makes (containers/ paired with command-json/), checked."
+
+
+@dataclass(frozen=True)
+class Options:
+    """images' flags."""
+
+    names: list[str]
+    containers: Path
+    command_json: Path
+    tag: str | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,15 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xnatnode.images import PlanError, image_name, plan
 
-    if args.tag:
-        print(image_name(args.tag))
+    options = load_settings(args, Options).command
+    if options.tag:
+        print(image_name(options.tag))
         return 0
-    for folder in (args.containers, args.command_json):
+    for folder in (options.containers, options.command_json):
         if not folder.is_dir():
             print(f"xnatnode images: no such directory: {folder}", file=sys.stderr)
             return 1
     try:
-        images = plan(args.containers, args.command_json, args.names)
+        images = plan(options.containers, options.command_json, options.names)
     except PlanError as exc:
         for problem in exc.problems:
             print(f"xnatnode images: {problem}", file=sys.stderr)

@@ -19,19 +19,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xnatnode.options import add_connection_arguments
+from xnatnode.settings import add_connection_arguments, load_settings
 
 if TYPE_CHECKING:
     from xnatnode.client import Connection
+    from xnatnode.settings import ConnectionSettings
 
 NAME = "register"
 HELP = "Add the commands of command JSON files to XNAT (POST /xapi/commands), as Kubernetes sites must."
 
 #: XNAT's answer when the same name, image and version is already registered.
 _DUPLICATE = "duplicates a command already in the database"
+
+
+@dataclass(frozen=True)
+class Options:
+    """register's own flags."""
+
+    files: list[Path]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
 
 
-def _files(args: argparse.Namespace) -> list[Path]:
-    files: list[Path] = list(args.files) or sorted(Path("command-json").glob("*.json"))
+def _files(options: Options) -> list[Path]:
+    files = list(options.files) or sorted(Path("command-json").glob("*.json"))
     if not files:
         raise FileNotFoundError("no command JSON files given, and none in ./command-json/")
     return files
@@ -68,28 +77,30 @@ def _commands(files: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _connect(args: argparse.Namespace) -> Connection:
+def _connect(settings: ConnectionSettings) -> Connection:
     """The commands' connection; on a terminal, asks for what the environment and netrc lack."""
     import getpass
     import os
 
-    from xnatnode.client import connect, connect_from_args
-    from xnatnode.credentials import ENV_PASS
+    from xnatnode.client import connect, connect_with
+    from xnatnode.credentials import ENV_HOST, ENV_PASS, ENV_USER
     from xnatnode.errors import ConfigError
 
     try:
-        return connect_from_args(args)
+        return connect_with(settings)
     except ConfigError:
-        if os.environ.get(ENV_PASS) or not sys.stdin.isatty() or not (
-            args.xnat_host or os.environ.get("XNAT_HOST")
-        ):
+        host = settings.host or os.environ.get(ENV_HOST)
+        if os.environ.get(ENV_PASS) or not sys.stdin.isatty() or not host:
             raise
-    host = args.xnat_host or os.environ["XNAT_HOST"]
-    user = args.xnat_user or os.environ.get("XNAT_USER") or input(f"XNAT user for {host}: ")
+    user = settings.user or os.environ.get(ENV_USER) or input(f"XNAT user for {host}: ")
     password = getpass.getpass(f"Password for {user} at {host}: ")
-    verify: bool | str = False if args.insecure else (str(args.ca_bundle) if args.ca_bundle else True)
-    return connect(host, user, password, verify=verify, timeout=args.timeout,
-                   retries=args.retries, netrc_file=args.netrc)
+    verify: bool | str = True
+    if settings.insecure:
+        verify = False
+    elif settings.ca_bundle is not None:
+        verify = str(settings.ca_bundle)
+    return connect(host, user, password, verify=verify, timeout=settings.timeout,
+                   retry=settings.retry, netrc_file=settings.netrc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,15 +115,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"xnatnode register: error: {redact(message)}", file=sys.stderr)
         return status
 
+    settings = load_settings(args, Options)
+    assert settings.connection is not None  # add_arguments adds the connection flags
     try:
-        commands = _commands(_files(args))
+        commands = _commands(_files(settings.command))
     except (FileNotFoundError, UnreadableDocument) as exc:
         return fail(str(exc), ExitCode.USAGE)
     except ValueError as exc:
         return fail(f"XNAT would refuse these commands, nothing was sent:\n{exc}", ExitCode.FAILED)
     refused = 0
     try:
-        with _connect(args) as conn:
+        with _connect(settings.connection) as conn:
             for path, command in commands:
                 label = f"{command.get('name')} {command.get('version')} ({command.get('image')})"
                 try:
