@@ -41,7 +41,7 @@ from xnatnode.deadline import Deadline
 from xnatnode.errors import ConfigError, Forbidden, NotFound, Unauthorized, Unreachable, XnatError
 from xnatnode.logs import Progress, remove_logging, setup_logging
 from xnatnode.redact import MASK, redact, redact_data
-from xnatnode.safefiles import write_text
+from xnatnode.safefiles import open_output, write_text
 from xnatnode.settings import (
     DEFAULT_DEADLINE,
     ENV_INPUT,
@@ -129,13 +129,17 @@ def safe_arguments(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _unwritable(directory: Path) -> str | None:
     """Why no file can be created in ``directory`` (a read-only mount, its owner), or None."""
-    probe = directory / f".xnatnode-probe-{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        with open_output(directory / ".xnatnode-probe", "wb"):
+            raise _Probed
+    except _Probed:
+        return None  # a temporary file was created (and is removed again): writable
     except OSError as exc:
         return exc.strerror or type(exc).__name__
-    return None
+
+
+class _Probed(Exception):
+    """Ends a write probe before its file is renamed into place."""
 
 
 class Run:

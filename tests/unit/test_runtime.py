@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,14 +208,14 @@ def test_output_that_takes_no_files_is_a_usage_error_before_any_work(
 ) -> None:
     # A read-only mount, or a folder Docker created as root for a container running as 4242:
     # the directory exists, but no file can be made in it (root ignores modes, so fake that).
-    real_write = Path.write_bytes
+    real_open = os.open
 
-    def refuse(self: Path, data: bytes) -> int:
-        if self.parent == tmp_path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_write(self, data)
+    def refuse(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
 
-    monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     stream = io.StringIO()
     with pytest.raises(SystemExit) as info, Run("x", output_dir=tmp_path, stream=stream):
         pytest.fail("the body must not run")

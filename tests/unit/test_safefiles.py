@@ -66,3 +66,14 @@ def test_written_files_are_readable_by_the_group(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644, "XNAT's user must read what it uploads"
+
+
+def test_the_writability_probe_follows_no_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".xnatnode-probe-{os.getpid()}").symlink_to(victim)  # the old, predictable name
+    with Run("x", output_dir=out, stream=io.StringIO()):
+        pass
+    assert victim.read_text() == "precious"

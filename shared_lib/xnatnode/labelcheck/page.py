@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xnatnode.labelcheck.rules import FINDING_FIELDS
+from xnatnode.safefiles import open_output, write_text
 
 if TYPE_CHECKING:
     from xnatnode.labelcheck.report import Outcome
@@ -20,17 +21,12 @@ def _cell(value: str) -> str:
 def write_reports(outcome: Outcome, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    path = out_dir / "findings.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(outcome.document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    tmp.replace(path)
-    paths.append(path)
+    paths.append(write_text(out_dir / "findings.json",
+                            json.dumps(outcome.document, indent=2, ensure_ascii=False) + "\n"))
     path = out_dir / "findings.csv"
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with open_output(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(FINDING_FIELDS)
         writer.writerows([_cell(str(getattr(f, n))) for n in FINDING_FIELDS] for f in outcome.findings)
-    tmp.replace(path)
     paths.append(path)
     return paths
