@@ -16,21 +16,39 @@ scans, B resources whose statistics are blank):
 * ``sizes="mount"``: + 1 + S, the session and scan resources come from the mount (a session
   whose folder is missing there is read over REST: 1-2 requests);
 * ``sizes="none"``: nothing more.
+
+Failures of one item: a parent deleted meanwhile (404) is listed in ``ProjectData.skipped``; one
+whose listing still fails after the connection's retries (5xx, a dropped or cut-short answer) is
+listed in ``ProjectData.missing`` and the rest is read on (the command then exits ``PARTIAL``).
+Refused credentials, the run's deadline, or :data:`GIVE_UP_AFTER` failed items in a row end the
+read.
+
+Numbers from XNAT are checked: a file count or size that is not a whole number from 0 to 2**63
+(negative, ``1e400``, ``NaN``) is treated as unknown (the files listing is read instead), and a
+row listed twice is counted once.
+
+Symbolic links in the mounted archive are never followed and never counted: each is skipped
+with a warning (the first few by name, then a total) and listed in ``ProjectData.links``. A link
+may point out of the mount (``/opt``, another project) or back into it (counted twice); XNAT
+itself does not make links in an archive.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-from xnatnode.errors import NotFound, XnatError
+from xnatnode.deadline import DeadlineExceeded
+from xnatnode.errors import Forbidden, NotFound, Unauthorized, XnatError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +58,12 @@ LEVELS: tuple[Level, ...] = ("project", "subject", "session", "scan")
 
 #: Thread-pool bound for per-parent resource listings (keeps XNAT's load predictable).
 DEFAULT_WORKERS = 8
+#: Failed items in a row after which a read stops (XNAT is down, not one item broken).
+GIVE_UP_AFTER = 10
+#: Largest file count or size believed (2**63: a signed 64-bit number, as XNAT stores them).
+MAX_COUNT = 2**63
+#: How many skipped links are named in the log (the rest are counted).
+LINKS_LOGGED = 5
 
 #: Scan-level xpath columns of the bulk experiments listing (keys come back lower-cased).
 SCAN_XPATH = "xnat:imagescandata"
@@ -113,6 +137,15 @@ class ProjectData:
     sizes: str = "none"
     #: Objects listed at first but gone (404) when their resources were read.
     skipped: list[str] = field(default_factory=list)
+    #: What could not be read after retries ("session X resources: reason"): not counted.
+    missing: list[str] = field(default_factory=list)
+    #: Symbolic links found in the mounted archive: skipped, not followed, not counted.
+    links: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every listed object was read."""
+        return not (self.skipped or self.missing)
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -123,12 +156,26 @@ def parse_int(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text:
+    if not text or len(text) > 40:
         return None
     try:
-        return int(float(text)) if "." in text or "e" in text.lower() else int(text)
+        number = float(text) if "." in text or "e" in text.lower() else int(text)
     except ValueError:
         return None
+    if isinstance(number, float):
+        if not math.isfinite(number) or not number.is_integer():
+            return None
+        return int(number)
+    return number
+
+
+def parse_count(value: str | None) -> int | None:
+    """A file count or size from XNAT: a whole number from 0 to :data:`MAX_COUNT`, else
+    ``None`` (unknown: negative, ``1e400``, ``NaN`` and fractions are impossible values)."""
+    number = parse_int(value)
+    if number is None or not 0 <= number <= MAX_COUNT:
+        return None
+    return number
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%Y/%m/%d", "%d.%m.%Y")
@@ -239,23 +286,25 @@ def _scan_sort_key(scan_id: str) -> tuple[int, str]:
 def _resources_from_rows(
     rows: Iterable[Mapping[str, str]], level: Level, owner_id: str, scan_id: str = ""
 ) -> list[Resource]:
-    out: list[Resource] = []
+    out: dict[tuple[str, str], Resource] = {}
     for r in rows:
         this_scan = scan_id
         if level == "scan" and not this_scan:
             this_scan = _get(r, "cat_id")
-        out.append(
-            Resource(
-                level=level,
-                label=_get(r, "label") or _get(r, "xnat_abstractresource_id"),
-                owner_id=owner_id,
-                scan_id=this_scan,
-                file_count=parse_int(_get(r, "file_count")),
-                file_size=parse_int(_get(r, "file_size")),
-                resource_id=_get(r, "xnat_abstractresource_id"),
-            )
+        resource = Resource(
+            level=level,
+            label=_get(r, "label") or _get(r, "xnat_abstractresource_id"),
+            owner_id=owner_id,
+            scan_id=this_scan,
+            file_count=parse_count(_get(r, "file_count")),
+            file_size=parse_count(_get(r, "file_size")),
+            resource_id=_get(r, "xnat_abstractresource_id"),
         )
-    return out
+        out.setdefault((this_scan, resource.resource_id or resource.label), resource)
+    if len(out) < sum(1 for _ in rows):
+        log.warning("a resource listing of %s %s named a resource twice: counted once",
+                    level, owner_id)
+    return list(out.values())
 
 
 def resource_parent_path(project: str, resource: Resource) -> str:
@@ -275,38 +324,61 @@ def _fill_missing_stats(conn: TableReader, project: str, res: Resource) -> Resou
     rows = conn.get_table(
         f"{resource_parent_path(project, res)}/resources/{_seg(ref)}/files"
     )
-    sizes = [parse_int(_get(r, "Size")) for r in rows]
+    files = {(_get(r, "URI") or _get(r, "Name") or str(i)): r for i, r in enumerate(rows)}
+    sizes = [parse_count(_get(r, "Size")) for r in files.values()]
     total = sum(s for s in sizes if s is not None)
     return Resource(
         level=res.level,
         label=res.label,
         owner_id=res.owner_id,
         scan_id=res.scan_id,
-        file_count=len(rows),
-        file_size=total if all(s is not None for s in sizes) else None,
+        file_count=len(files),
+        file_size=total if all(s is not None for s in sizes) and total <= MAX_COUNT else None,
         resource_id=res.resource_id,
     )
 
 
-def _vanishing(
-    fn: Callable[[Any], list[Resource]],
-    name: Callable[[Any], str],
-    skipped: list[str] | None,
-) -> Callable[[Any], list[Resource]]:
-    """``fn`` that, when ``skipped`` is a list, records an object deleted meanwhile (404) there
-    instead of failing the whole read."""
+class ItemFailures:
+    """Where one item's failure goes: a 404 to ``skipped`` (deleted meanwhile), another failure
+    after retries to ``missing``; with neither list, every failure is raised. Refused
+    credentials, the deadline and :data:`GIVE_UP_AFTER` failures in a row are always raised."""
 
-    def wrapped(item: Any) -> list[Resource]:
-        try:
-            return fn(item)
-        except NotFound:
-            if skipped is None:
+    def __init__(self, skipped: list[str] | None = None, missing: list[str] | None = None) -> None:
+        self.skipped = skipped
+        self.missing = missing
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+
+    def guard(self, fn: Callable[[Any], list[Resource]],
+              name: Callable[[Any], str]) -> Callable[[Any], list[Resource]]:
+        """``fn`` with its failures recorded as above."""
+
+        def wrapped(item: Any) -> list[Resource]:
+            try:
+                found = fn(item)
+            except NotFound:
+                if self.skipped is None:
+                    raise
+                log.warning("%s disappeared while it was being read (404): skipped", name(item))
+                self.skipped.append(name(item))
+                return []
+            except (Unauthorized, Forbidden, DeadlineExceeded):
                 raise
-            log.warning("%s disappeared while it was being read (404): skipped", name(item))
-            skipped.append(name(item))
-            return []
+            except XnatError as exc:
+                if self.missing is None:
+                    raise
+                with self._lock:
+                    self._in_a_row += 1
+                    if self._in_a_row >= GIVE_UP_AFTER:
+                        raise
+                    self.missing.append(f"{name(item)}: {exc}")
+                log.warning("%s could not be read (%s): left out, the rest goes on", name(item), exc)
+                return []
+            with self._lock:
+                self._in_a_row = 0
+            return found
 
-    return wrapped
+        return wrapped
 
 
 def _map_bounded(
@@ -327,9 +399,14 @@ def _map_bounded(
     return out
 
 
-def list_project_resources(conn: TableReader, project: str) -> list[Resource]:
-    rows = conn.get_table(f"/data/projects/{_seg(project)}/resources")
-    return _resources_from_rows(rows, "project", project)
+def list_project_resources(
+    conn: TableReader, project: str, *, failures: ItemFailures | None = None
+) -> list[Resource]:
+    def one(_: str) -> list[Resource]:
+        rows = conn.get_table(f"/data/projects/{_seg(project)}/resources")
+        return _resources_from_rows(rows, "project", project)
+
+    return (failures or ItemFailures()).guard(one, lambda _: f"project {project} resources")(project)
 
 
 def list_subject_resources(
@@ -340,9 +417,11 @@ def list_subject_resources(
     workers: int = DEFAULT_WORKERS,
     progress: Callable[[int], None] | None = None,
     skipped: list[str] | None = None,
+    failures: ItemFailures | None = None,
 ) -> list[Resource]:
     """Resources of every subject: one request per subject, ``workers`` at a time.
-    Subjects deleted meanwhile are appended to ``skipped`` (if given) instead of failing."""
+    Subjects deleted meanwhile are appended to ``skipped`` (if given) instead of failing;
+    ``failures`` decides otherwise (see :class:`ItemFailures`)."""
 
     def one(subject: Subject) -> list[Resource]:
         rows = conn.get_table(
@@ -350,7 +429,7 @@ def list_subject_resources(
         )
         return _resources_from_rows(rows, "subject", subject.id)
 
-    named = _vanishing(one, lambda sub: f"subject {sub.label}", skipped)
+    named = (failures or ItemFailures(skipped)).guard(one, lambda sub: f"subject {sub.label}")
     return _map_bounded(named, subjects, workers, progress)
 
 
@@ -362,6 +441,7 @@ def list_session_resources(
     workers: int = DEFAULT_WORKERS,
     progress: Callable[[int], None] | None = None,
     skipped: list[str] | None = None,
+    failures: ItemFailures | None = None,
 ) -> list[Resource]:
     """Session and scan resources: ``/resources`` plus, for sessions with scans,
     ``/scans/ALL/resources`` (every scan resource with ``cat_id`` = scan ID) per session.
@@ -399,7 +479,7 @@ def list_session_resources(
             found += scan_resources(session.id, base)
         return found
 
-    named = _vanishing(one, lambda ses: f"session {ses.label}", skipped)
+    named = (failures or ItemFailures(skipped)).guard(one, lambda ses: f"session {ses.label}")
     return _map_bounded(named, sessions, workers, progress)
 
 
@@ -409,21 +489,26 @@ def complete_statistics(
     resources: Sequence[Resource],
     *,
     workers: int = DEFAULT_WORKERS,
+    failures: ItemFailures | None = None,
 ) -> list[Resource]:
     """Replace resources with blank ``file_count``/``file_size`` by counts from their files
-    listing (one request per such resource; resources with statistics cost nothing)."""
-    missing = [i for i, r in enumerate(resources) if r.file_count is None or r.file_size is None]
-    if not missing:
+    listing (one request per such resource; resources with statistics cost nothing). A files
+    listing that fails (see :class:`ItemFailures`) leaves its resource's statistics unknown."""
+    blank = [i for i, r in enumerate(resources) if r.file_count is None or r.file_size is None]
+    if not blank:
         return list(resources)
     out = list(resources)
-    filled = _map_bounded(
-        lambda i: [_fill_missing_stats(conn, project, resources[i])],
-        missing,
-        workers,
-        None,
-    )
-    for i, res in zip(missing, filled, strict=True):
-        out[i] = res
+
+    def fill(i: int) -> list[Resource]:
+        return [_fill_missing_stats(conn, project, resources[i])]
+
+    guarded = (failures or ItemFailures()).guard(
+        fill, lambda i: f"files of {resources[i].level} resource {resources[i].label} of "
+                        f"{resources[i].owner_id}")
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(blank)))) as pool:
+        for i, filled in zip(blank, pool.map(guarded, blank), strict=True):
+            if filled:
+                out[i] = filled[0]
     return out
 
 
@@ -433,9 +518,10 @@ def complete_statistics(
 CATALOG_SUFFIX = "_catalog.xml"
 
 
-def _count_files(directory: str) -> tuple[int, int]:
-    """Files and bytes below ``directory`` (recursive, symlinks not followed), catalogs excluded.
-    A folder that cannot be read raises :class:`PermissionError` (a count without it is wrong)."""
+def _count_files(directory: str, links: list[str]) -> tuple[int, int]:
+    """Files and bytes below ``directory`` (recursive), catalogs excluded; links are appended to
+    ``links``, not followed and not counted. A folder that cannot be read raises
+    :class:`PermissionError` (a count without it is wrong)."""
     files = 0
     size = 0
     stack = [(directory, True)]
@@ -444,30 +530,41 @@ def _count_files(directory: str) -> tuple[int, int]:
         try:
             with os.scandir(path) as it:
                 for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
+                    if entry.is_symlink():
+                        links.append(entry.path)
+                    elif entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, False))
-                    elif entry.is_file(follow_symlinks=True):
+                    elif entry.is_file(follow_symlinks=False):
                         if top and entry.name.endswith(CATALOG_SUFFIX):
                             continue
                         files += 1
-                        size += entry.stat(follow_symlinks=True).st_size
+                        size += entry.stat(follow_symlinks=False).st_size
         except (FileNotFoundError, NotADirectoryError):
             continue
     return files, size
 
 
-def _subdirs(path: str, *, strict: bool = False) -> list[tuple[str, str]]:
-    """Sub-folders of ``path`` (none if it is missing); ``strict``: an unreadable ``path``
-    raises :class:`PermissionError` instead of looking empty."""
+def _subdirs(path: str, *, strict: bool = False,
+             links: list[str] | None = None) -> list[tuple[str, str]]:
+    """Sub-folders of ``path`` (none if it is missing), links to folders left out (and appended
+    to ``links``); ``strict``: an unreadable ``path`` raises :class:`PermissionError` instead of
+    looking empty."""
+    found: list[tuple[str, str]] = []
     try:
         with os.scandir(path) as it:
-            return sorted((e.name, e.path) for e in it if e.is_dir(follow_symlinks=True))
+            for entry in it:
+                if entry.is_symlink():
+                    if links is not None:
+                        links.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    found.append((entry.name, entry.path))
     except (FileNotFoundError, NotADirectoryError):
         return []
     except PermissionError:
         if strict:
             raise
         return []
+    return sorted(found)
 
 
 def archive_root(input_dir: str, project: str) -> str:
@@ -481,10 +578,12 @@ def archive_root(input_dir: str, project: str) -> str:
     return input_dir
 
 
-def mounted_sessions(input_dir: str, project: str, sessions: Sequence[Session]) -> dict[str, str]:
-    """Session ID → its folder in the mounted archive, for sessions whose folder is present."""
+def mounted_sessions(input_dir: str, project: str, sessions: Sequence[Session],
+                     links: list[str] | None = None) -> dict[str, str]:
+    """Session ID → its folder in the mounted archive, for sessions whose folder is present
+    (a session "folder" that is a link is appended to ``links`` instead)."""
     root = archive_root(input_dir, project)
-    folders = dict(_subdirs(root))
+    folders = dict(_subdirs(root, links=links))
     found: dict[str, str] = {}
     for s in sessions:
         path = folders.get(s.label) or folders.get(s.id)
@@ -493,14 +592,14 @@ def mounted_sessions(input_dir: str, project: str, sessions: Sequence[Session]) 
     return found
 
 
-def _read_session_folder(session_id: str, path: str) -> list[Resource]:
+def _read_session_folder(session_id: str, path: str, links: list[str]) -> list[Resource]:
     found: list[Resource] = []
-    for label, res_dir in _subdirs(os.path.join(path, "RESOURCES"), strict=True):
-        n, size = _count_files(res_dir)
+    for label, res_dir in _subdirs(os.path.join(path, "RESOURCES"), strict=True, links=links):
+        n, size = _count_files(res_dir, links)
         found.append(Resource("session", label, session_id, "", n, size))
-    for scan_id, scan_dir in _subdirs(os.path.join(path, "SCANS"), strict=True):
-        for label, res_dir in _subdirs(scan_dir, strict=True):
-            n, size = _count_files(res_dir)
+    for scan_id, scan_dir in _subdirs(os.path.join(path, "SCANS"), strict=True, links=links):
+        for label, res_dir in _subdirs(scan_dir, strict=True, links=links):
+            n, size = _count_files(res_dir, links)
             found.append(Resource("scan", label, session_id, scan_id, n, size))
     return found
 
@@ -510,17 +609,21 @@ def read_archive(
     *,
     progress: Callable[[int], None] | None = None,
     unreadable: list[str] | None = None,
+    links: list[str] | None = None,
 ) -> list[Resource]:
     """Session and scan resources from session folders in XNAT's layout:
     ``SCANS/<scan>/<RESOURCE>/…`` and ``RESOURCES/<label>/…`` (``ASSESSORS`` is not read).
 
     A session with a folder this user may not read (the archive's owner and modes) is left out
     whole and its ID appended to ``unreadable``; without that list the PermissionError is raised.
+    Symbolic links are skipped with a warning and appended to ``links`` (module docstring).
     """
     out: list[Resource] = []
+    found_links: list[str] = [] if links is None else links
     for session_id, path in session_dirs.items():
+        before = len(found_links)
         try:
-            out += _read_session_folder(session_id, path)
+            out += _read_session_folder(session_id, path, found_links)
         except PermissionError as exc:
             if unreadable is None:
                 raise
@@ -528,9 +631,21 @@ def read_archive(
             if len(unreadable) <= 5:  # the first few name the folder; read_project says how many
                 log.warning("cannot read %s on the mount (%s, uid %d): session %s is read over "
                             "REST", exc.filename or path, exc.strerror, os.getuid(), session_id)
+        for link in found_links[before:]:
+            _warn_link(link, len(found_links))
         if progress is not None:
             progress(1)
     return out
+
+
+def _warn_link(path: str, count: int) -> None:
+    if count <= LINKS_LOGGED:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        log.warning("symbolic link %s -> %s in the mounted archive: skipped (links are not "
+                    "followed or counted)", path, target)
 
 
 # --------------------------------------------------------------------------- whole project
@@ -575,7 +690,9 @@ def read_project(
 
     on_disk: dict[str, str] = {}
     if sizes in ("auto", "mount") and input_dir:
-        on_disk = mounted_sessions(input_dir, project, data.sessions)
+        on_disk = mounted_sessions(input_dir, project, data.sessions, data.links)
+        for link in data.links:
+            _warn_link(link, 1)
     if sizes == "mount" and data.sessions and not on_disk:
         raise FileNotFoundError(
             f"--sizes mount: no session folder of project {project} under {input_dir}"
@@ -589,15 +706,18 @@ def read_project(
         bar = progress(name, total=total)
         return lambda k: bar.advance(k)
 
-    resources = list_project_resources(conn, project)
+    failures = ItemFailures(data.skipped, data.missing)
+    resources = list_project_resources(conn, project, failures=failures)
     resources += list_subject_resources(
         conn, project, data.subjects, workers=workers,
-        progress=counter("subject resources", len(data.subjects)), skipped=data.skipped,
+        progress=counter("subject resources", len(data.subjects)), failures=failures,
     )
     if use_mount:
         unreadable: list[str] = []
         resources += read_archive(on_disk, progress=counter("sessions on mount", len(on_disk)),
-                                  unreadable=unreadable)
+                                  unreadable=unreadable, links=data.links)
+        if len(data.links) > LINKS_LOGGED:
+            log.warning("%d symbolic links in the mounted archive were skipped", len(data.links))
         if unreadable:
             log.warning("%d of %d sessions on the mount were not readable by uid %d and were read "
                         "over REST", len(unreadable), len(on_disk), os.getuid())
@@ -607,7 +727,8 @@ def read_project(
         rest = list(data.sessions)
     resources += list_session_resources(
         conn, rest, data.scans, workers=workers,
-        progress=counter("session resources", len(rest)), skipped=data.skipped,
+        progress=counter("session resources", len(rest)), failures=failures,
     )
-    data.resources = complete_statistics(conn, project, resources, workers=workers)
+    data.resources = complete_statistics(conn, project, resources, workers=workers,
+                                         failures=failures)
     return data

@@ -309,7 +309,7 @@ def summarise(
         .astimezone(dt.UTC)
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z"),
-        "source": {"sizes": data.sizes, "complete": not data.skipped, **dict(source or {})},
+        "source": {"sizes": data.sizes, "complete": data.complete, **dict(source or {})},
         "totals": {
             "subjects": len(subjects),
             "sessions": len(sessions),
@@ -360,6 +360,8 @@ def summarise(
             ),
             "resources_without_statistics": missing_stats if sizes_known else None,
             "skipped": _capped(data.skipped),
+            "unread": _capped(data.missing),
+            "links_skipped": _capped(data.links),
         },
         "tables": {
             "subjects": "subjects.csv",

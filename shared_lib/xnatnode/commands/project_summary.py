@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode import __version__
     from xnatnode.listings import read_project
     from xnatnode.reports.project_summary import write_all
-    from xnatnode.runtime import Run, UsageError
+    from xnatnode.runtime import ExitCode, Run, UsageError
     from xnatnode.summary import summarise
 
     settings = load_settings(args, Options)
@@ -101,10 +101,16 @@ def run(args: argparse.Namespace) -> int:
             run.record["project"] = options.project
             run.record["sizes"] = data.sizes
             run.record["totals"] = report.summary["totals"]
-            run.record["complete"] = not data.skipped
+            run.record["complete"] = data.complete
             if data.skipped:
                 run.log.warning("%d objects were deleted while being read; see gaps.skipped",
                                 len(data.skipped))
+            if data.missing:
+                run.record["missing"] = data.missing
+                run.log.error("%d items could not be read from XNAT and are not counted (see "
+                              "gaps.unread in summary.json): exit %d, partial",
+                              len(data.missing), int(ExitCode.PARTIAL))
+                run.exit_code = ExitCode.PARTIAL
             run.record["files_written"] = [p.name for p in paths]
             run.log.info("wrote %s to %s", ", ".join(p.name for p in paths), run.output_dir)
     return int(run.exit_code)

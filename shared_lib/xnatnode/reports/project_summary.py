@@ -167,6 +167,12 @@ def _gaps(report: Report) -> Section:
     ]
     if gaps.get("skipped", {}).get("count"):
         parts.append(_gap("Deleted while being read (resources not counted)", gaps["skipped"], str))
+    if gaps.get("unread", {}).get("count"):
+        parts.append(_gap("Could not be read from XNAT (not counted: the totals are low)",
+                          gaps["unread"], str))
+    if gaps.get("links_skipped", {}).get("count"):
+        parts.append(_gap("Symbolic links in the archive (not followed, not counted)",
+                          gaps["links_skipped"], str))
     if gaps["resources_without_statistics"]:
         parts.append(Note(f"{gaps['resources_without_statistics']:,} resources had no file "
                           "statistics."))
