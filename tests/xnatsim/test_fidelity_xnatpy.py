@@ -237,7 +237,7 @@ def test_read_fields_and_download_with_digest(server: Server, tmp_path: Path) ->
 
 def test_services_import_and_dicom_dump(server: Server) -> None:
     if server.store.get_project("FIDIMP") is None:
-        server.store.put_project("FIDIMP", {}, user="admin")
+        server.store.put_project("FIDIMP", {"prearchive_code": "0"}, user="admin")
     labels = synth.DicomLabels("FIDIMP", "FS1", "FS1_MR1", "1", "T1w", "MR", "2024-01-02")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -185,9 +185,10 @@ def test_image_assessors(api: Api) -> None:
 
 def test_project_settings_by_path(api: Api, xnatsim_server: Server) -> None:
     p = api.new_project("SET")
+    assert api.get(f"/data/projects/{p}/prearchive_code").text == "4"  # XNAT's initArcProject default
+    assert api.put(f"/data/projects/{p}/prearchive_code/0").status_code == 200
     assert api.get(f"/data/projects/{p}/prearchive_code").text == "0"
     assert api.put(f"/data/projects/{p}/prearchive_code/4").status_code == 200
-    assert api.get(f"/data/projects/{p}/prearchive_code").text == "4"
     project = xnatsim_server.store.get_project(p)
     assert project is not None
     assert project.fields["prearchive_code"] == "4"

@@ -52,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "xnatsim.dicomdump",
     "xnatsim.importer",
     "xnatsim.prearchive",
+    "xnatsim.rest.dicomscp",
 )
 
 DEFAULT_MAX_BODY = 4 * 1024**3
@@ -87,6 +88,12 @@ class ServerConfig:
     idle_timeout: float = 120.0
     #: the version the site reports (``/xapi/siteConfig/buildInfo``)
     xnat_version: str = "1.8.10"
+    #: port of the DICOM C-STORE receiver (None = no receiver; 0 = a free port)
+    dicom_port: int | None = None
+    #: AE title of that receiver
+    dicom_ae: str = "XNAT"
+    #: seconds a receiving session stays idle before it is built (XNAT's default 5 minutes)
+    session_idle_seconds: float = 300.0
 
 
 class App:

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-requests", action="store_true", help="log every request")
     parser.add_argument("--idle-timeout", type=float, default=120.0,
                         help="close a connection idle or stalled this many seconds (default 120; 0 = never)")
+    parser.add_argument("--dicom-port", type=int, default=None,
+                        help="also run a DICOM C-STORE receiver on this port (XNAT's is 8104; 0 = a free one)")
+    parser.add_argument("--dicom-ae", default="XNAT", help="AE title of that receiver (default XNAT)")
+    parser.add_argument("--session-idle-seconds", type=float, default=300.0,
+                        help="seconds a received DICOM session stays idle before it is built (default 300)")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="write the base URL to this file once listening")
 
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         fail_status=args.fail_status, max_body=int(args.max_body_mb * 1024 * 1024),
         schema_cache=args.schema_cache, fetch_schemas=not args.no_fetch_schemas, site_id=args.site_id,
         strict_labels=args.strict_labels, log_requests=args.log_requests, idle_timeout=args.idle_timeout,
+        dicom_port=args.dicom_port, dicom_ae=args.dicom_ae, session_idle_seconds=args.session_idle_seconds,
     )
     try:
         server = make_server(config)
@@ -76,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     log.info("xnatsim listening on %s (data %s)", server.app.url, config.data_dir)
     print(f"xnatsim listening on {server.app.url}", flush=True)
+    for receiver in server.app.state["dicomscp"].settings:
+        if receiver.get("enabled", True) and args.dicom_port is not None:
+            print(f"DICOM receiver {receiver['aeTitle']} on {args.host}:{receiver['port']}", flush=True)
     if args.ready_file:
         tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
         tmp.write_text(server.app.url + "\n", encoding="utf-8")

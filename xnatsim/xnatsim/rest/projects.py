@@ -12,9 +12,10 @@ from xnatsim.routing import HTTPError, Request, Response, Routes
 
 ACCESSIBILITY = ("private", "protected", "public")
 #: settings changed through ``PUT /data/projects/P/<name>/<value>`` (first value = default);
-#: prearchive_code 0 = prearchive, 4 = auto-archive, 5 = auto-archive overwriting
+#: prearchive_code 0 = prearchive, 4 = auto-archive, 5 = auto-archive overwriting; a new project has 4
+#: (XNAT's ``XnatProjectdata.initArcProject`` sets it, see ``xnatsim.intake.prearchive_code``)
 PROJECT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "prearchive_code": ("0", "4", "5"),
+    "prearchive_code": ("4", "0", "5"),
     "quarantine_code": ("0", "1"),
     "scan_type_mapping": ("true", "false"),
     "current_arc": ("arc001",),
