@@ -170,6 +170,7 @@ def test_site_project_rules_come_first(server: Server, api: Api, port: int, tmp_
     project = api.new_project("RUL")
     rule = "(0008,0080):SITE-(\\w+)"
     assert api.put("/data/config/dicom/projectRules", params={"inbody": "true"}, data=rule).status_code in (200, 201)
+    server.app.state["dicomscp"].invalidate_rules()  # type: ignore[union-attr]  # XNAT caches rules a few seconds
     try:
         def institution(ds: Any) -> None:
             ds.InstitutionName = f"SITE-{project}"
