@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
+
 import requests
+from xnatsim.store import Store
 from xnatsim.testing import Api, Server
 
 
@@ -124,3 +129,81 @@ def test_users_created_and_given_roles_over_http(api: Api) -> None:
     assert (mine["role"], mine["displayname"], mine["GROUP_ID"]) == ("member", "Members", f"{project}_member")
     assert mine["email"] == "u@example.org"
     assert login in api.get("/xapi/users").json()
+
+
+def _token_sessions(url: str, alias: str, secret: str) -> list[requests.Session]:
+    """Web sessions made with an alias token in every way XNAT clients make them."""
+    basic = requests.Session()  # Basic auth on any request sets JSESSIONID (pyxnat, xnatpy's token login)
+    assert basic.get(url + "/", auth=(alias, secret)).status_code == 200
+    login = requests.Session()  # the login form with the token as user name and password
+    assert login.post(url + "/data/services/auth", data={"username": alias, "password": secret}).status_code == 200
+    jsession = requests.Session()  # GET /data/JSESSION with Basic auth
+    assert jsession.get(url + "/data/JSESSION", auth=(alias, secret)).status_code == 200
+    for s in (basic, login, jsession):
+        assert s.cookies.get("JSESSIONID")
+        assert s.get(url + "/data/auth").status_code == 200
+    return [basic, login, jsession]
+
+
+def test_sessions_made_with_a_token_end_when_it_is_revoked(xnatsim_url: str, xnatsim_server: Server) -> None:
+    token = xnatsim_server.store.issue_token("admin")
+    sessions = _token_sessions(xnatsim_url, token["alias"], token["secret"])
+    password_session = requests.Session()
+    assert password_session.get(xnatsim_url + "/data/JSESSION", auth=("admin", "admin")).status_code == 200
+    assert xnatsim_server.store.revoke_token(token["alias"])  # what the Container Service does at finalization
+    for s in sessions:
+        r = s.get(xnatsim_url + "/data/auth")
+        assert r.status_code == 401, r.text
+        assert s.get(xnatsim_url + "/data/projects").status_code == 401
+    assert password_session.get(xnatsim_url + "/data/auth").status_code == 200
+
+
+def test_sessions_made_with_a_token_end_when_it_expires(xnatsim_url: str, xnatsim_server: Server) -> None:
+    token = xnatsim_server.store.issue_token("admin", lifetime_ms=3000)
+    sessions = _token_sessions(xnatsim_url, token["alias"], token["secret"])
+    time.sleep(max(0.0, token["estimatedExpirationTime"] / 1000 - time.time()) + 0.2)
+    for s in sessions:
+        assert s.get(xnatsim_url + "/data/auth").status_code == 401
+
+
+def test_a_token_cannot_issue_a_token_that_outlives_it(xnatsim_url: str, xnatsim_server: Server) -> None:
+    job = xnatsim_server.store.issue_token("admin", lifetime_ms=60_000)
+    by_token = requests.get(xnatsim_url + "/data/services/tokens/issue", auth=(job["alias"], job["secret"]))
+    session = requests.Session()
+    assert session.get(xnatsim_url + "/", auth=(job["alias"], job["secret"])).status_code == 200
+    by_session = session.get(xnatsim_url + "/data/services/tokens/issue/user/admin")
+    children = [by_token.json(), by_session.json()]
+    grandchild = requests.get(xnatsim_url + "/data/services/tokens/issue",
+                              auth=(children[0]["alias"], children[0]["secret"])).json()
+    for child in [*children, grandchild]:
+        assert child["estimatedExpirationTime"] <= job["estimatedExpirationTime"]
+        assert requests.get(xnatsim_url + "/data/auth", auth=(child["alias"], child["secret"])).status_code == 200
+    # a token issued with the password is not bound to the job
+    own = requests.get(xnatsim_url + "/data/services/tokens/issue", auth=("admin", "admin")).json()
+    assert own["estimatedExpirationTime"] > job["estimatedExpirationTime"]
+    assert xnatsim_server.store.revoke_token(job["alias"])
+    for child in [*children, grandchild]:
+        assert requests.get(xnatsim_url + "/data/auth", auth=(child["alias"], child["secret"])).status_code == 401
+        valid = requests.get(f"{xnatsim_url}/data/services/tokens/validate/{child['alias']}/{child['secret']}")
+        assert valid.json() == {}
+    assert requests.get(xnatsim_url + "/data/auth", auth=(own["alias"], own["secret"])).status_code == 200
+
+
+def test_a_data_folder_from_before_token_binding_still_opens(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "xnatsim.db")
+    db.executescript(
+        "CREATE TABLE sessions(id TEXT PRIMARY KEY, login TEXT NOT NULL, created REAL NOT NULL);"
+        "CREATE TABLE tokens(id INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT UNIQUE NOT NULL,"
+        " salt TEXT NOT NULL, secret_hash TEXT NOT NULL, login TEXT NOT NULL, created INTEGER NOT NULL,"
+        " expires INTEGER NOT NULL, enabled INTEGER NOT NULL DEFAULT 1);"
+        "INSERT INTO sessions VALUES('OLD', 'admin', 0);")
+    db.close()
+    store = Store(tmp_path)
+    try:
+        assert store.session_user("OLD") == "admin"
+        store.add_user("admin", "admin", admin=True)
+        token = store.issue_token("admin")
+        sid = store.create_session("admin", token=token["alias"])
+        assert store.session_login(sid) == ("admin", token["alias"])
+    finally:
+        store.close()

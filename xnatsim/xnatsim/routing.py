@@ -94,6 +94,14 @@ class Query:
         return self._last.keys()
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Who sent a request: the user and, when they authenticated with one, the alias token's alias."""
+
+    user: str
+    token: str | None = None
+
+
 @dataclass
 class Request:
     """One HTTP request as a handler sees it."""
@@ -117,6 +125,8 @@ class Request:
     #: the route pattern that matched (``GET /data/projects/{project}``)
     route: str = ""
     cookies: dict[str, str] = field(default_factory=dict)
+    #: the alias token the request authenticated with (Basic auth, or a session made with it)
+    token: str | None = None
 
     @property
     def store(self) -> Store:

@@ -28,7 +28,15 @@ from xml.sax.saxutils import escape
 
 from xnatsim import __version__
 from xnatsim.controls import Controls
-from xnatsim.routing import HTTPError, Query, Request, Response, Router, normalize_path
+from xnatsim.routing import (
+    Credentials,
+    HTTPError,
+    Query,
+    Request,
+    Response,
+    Router,
+    normalize_path,
+)
 from xnatsim.store import Store, StoreError
 
 log = logging.getLogger("xnatsim.server")
@@ -122,34 +130,37 @@ class App:
 
     # -- authentication -------------------------------------------------------------
 
-    def authenticate(self, headers: dict[str, str], cookies: dict[str, str]) -> tuple[str | None, str | None]:
-        """``(user, new_session_id)`` from the JSESSIONID cookie or HTTP Basic credentials.
+    def authenticate(self, headers: dict[str, str],
+                     cookies: dict[str, str]) -> tuple[Credentials | None, str | None]:
+        """``(credentials, new_session_id)`` from the JSESSIONID cookie or HTTP Basic credentials.
 
         Raises 401 for Basic credentials that do not check out. Basic auth without a valid cookie
-        creates a new session (as XNAT does); its id comes back so the caller sets the cookie.
+        creates a new session (as XNAT does); its id comes back so the caller sets the cookie. A
+        session made with an alias token is bound to it and ends with it.
         """
         sid = cookies.get("JSESSIONID")
         if sid:
-            user = self.store.session_user(sid)
-            if user is not None:
-                return user, None
+            found = self.store.session_login(sid)
+            if found is not None:
+                return Credentials(*found), None
         header = headers.get("authorization", "")
         if header[:6].lower() == "basic ":
             try:
                 login, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HTTPError(401, "Authentication failed.", _CHALLENGE) from exc
-            user = self.check_credentials(login, password)
-            if user is None:
+            credentials = self.check_credentials(login, password)
+            if credentials is None:
                 raise HTTPError(401, "Authentication failed.", _CHALLENGE)
-            return user, self.store.create_session(user)
+            return credentials, self.store.create_session(credentials.user, token=credentials.token)
         return None, None
 
-    def check_credentials(self, login: str, password: str) -> str | None:
-        """The user for a login/password pair or an alias token (alias, secret)."""
+    def check_credentials(self, login: str, password: str) -> Credentials | None:
+        """The user for a login/password pair, or the user and token for an alias token (alias, secret)."""
         if self.store.check_password(login, password):
-            return login
-        return self.store.validate_token(login, password)
+            return Credentials(login)
+        user = self.store.validate_token(login, password)
+        return Credentials(user, token=login) if user is not None else None
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` when the app closes (route modules stop their services this way)."""
@@ -323,18 +334,19 @@ class RequestHandler(BaseHTTPRequestHandler):
             route, params = matched
             cookies = _cookies(headers.get("cookie", ""))
             new_session: str | None = None
+            credentials: Credentials | None = None
             try:
-                user, new_session = app.authenticate(headers, cookies)
+                credentials, new_session = app.authenticate(headers, cookies)
             except HTTPError:
                 if route.auth != "public":
                     raise
-                user = None
+            user = credentials.user if credentials else None
             if user is None and route.auth != "public":
                 raise HTTPError(401, "Authentication required.", _CHALLENGE)
             if route.auth == "admin" and not app.store.is_admin(user):
                 raise HTTPError(403, "Only site administrators can do this.")
             request = Request(method, _normalized(raw_path), raw_path, Query(split.query), headers, body, length,
-                              app, params, user, route.name, cookies)
+                              app, params, user, route.name, cookies, credentials.token if credentials else None)
             response = route.handler(request)
             if new_session and "Set-Cookie" not in response.headers:
                 response.headers["Set-Cookie"] = f"JSESSIONID={new_session}; Path=/; HttpOnly"

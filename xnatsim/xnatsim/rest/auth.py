@@ -45,10 +45,10 @@ def login(request: Request) -> Response:
         raise HTTPError(400, f"Unknown authentication provider: {provider}")
     username = form.get("username") or form.get("j_username") or ""
     password = form.get("password") or form.get("j_password") or ""
-    user = request.app.check_credentials(username, password) if username else None
-    if user is None:
+    credentials = request.app.check_credentials(username, password) if username else None
+    if credentials is None:
         raise HTTPError(401, "Authentication failed.")
-    sid = request.store.create_session(user)
+    sid = request.store.create_session(credentials.user, token=credentials.token)
     response = Response.text(sid)
     response.headers["Set-Cookie"] = _session_cookie(sid)
     return response
@@ -68,7 +68,7 @@ def jsession(request: Request) -> Response:
             # an anonymous session, as XNAT's servlet container would hand out (guest)
             sid = sid or "GUEST"
             return Response.text(sid)
-        sid = request.store.create_session(request.user)
+        sid = request.store.create_session(request.user, token=request.token)
     response = Response.text(sid + (";XNAT_CSRF=" + sid[:16] if request.query.flag("CSRF") else ""))
     if request.cookies.get("JSESSIONID") != sid:
         response.headers["Set-Cookie"] = _session_cookie(sid)
@@ -102,7 +102,7 @@ def root(request: Request) -> Response:
 
 @routes.route("GET", "/data/services/tokens/issue")
 def issue(request: Request) -> Response:
-    return Response.json(request.store.issue_token(request.require_user()))
+    return Response.json(request.store.issue_token(request.require_user(), parent=request.token))
 
 
 @routes.route("GET", "/data/services/tokens/issue/user/{login}")
@@ -110,7 +110,7 @@ def issue_for(request: Request) -> Response:
     login = _token_owner(request)
     if not request.store.user_exists(login):
         raise HTTPError(404, f"User {login} not found.")
-    return Response.json(request.store.issue_token(login))
+    return Response.json(request.store.issue_token(login, parent=request.token))
 
 
 @routes.route("GET", "/data/services/tokens/validate/{alias}/{secret}", auth="public")

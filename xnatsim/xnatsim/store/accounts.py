@@ -20,6 +20,11 @@ def _hash_secret(salt: str, secret: str) -> str:
     return hashlib.sha256((salt + "\x00" + secret).encode("utf-8")).hexdigest()
 
 
+def _alive(enabled: int | None, expires: int | None) -> bool:
+    """Whether a token row (``enabled``, ``expires`` in epoch ms) may still be used."""
+    return bool(enabled) and expires is not None and expires >= time.time() * 1000
+
+
 class Accounts(StoreBase):
     """Users (salted password hashes), roles, JSESSIONID sessions and alias tokens."""
 
@@ -74,25 +79,51 @@ class Accounts(StoreBase):
         row = self.db.execute("SELECT role FROM roles WHERE project=? AND login=?", (project, login)).fetchone()
         return str(row[0]) if row else None
 
-    def create_session(self, login: str) -> str:
-        """A new HTTP session id (the JSESSIONID value) for ``login``."""
+    def create_session(self, login: str, *, token: str | None = None) -> str:
+        """A new HTTP session id (the JSESSIONID value) for ``login``.
+
+        ``token`` is the alias of the token the session was made with: the session then ends when
+        the token is revoked or expires (see :meth:`session_login`).
+        """
         sid = secrets.token_hex(16).upper()
         with self.write() as db:
-            db.execute("INSERT INTO sessions(id, login, created) VALUES(?, ?, ?)", (sid, login, time.time()))
+            db.execute("INSERT INTO sessions(id, login, created, token) VALUES(?, ?, ?, ?)",
+                       (sid, login, time.time(), token))
         return sid
 
+    def session_login(self, sid: str) -> tuple[str, str | None] | None:
+        """``(login, token alias or None)`` of a live session, else None.
+
+        A session made with an alias token does not outlive it: once the token is revoked or has
+        expired the session is deleted and None returned (xnatsim's choice, see the README).
+        """
+        row = self.db.execute(
+            "SELECT s.login, s.token, t.enabled, t.expires FROM sessions s"
+            " LEFT JOIN tokens t ON t.alias = s.token WHERE s.id=?", (sid,)).fetchone()
+        if row is None:
+            return None
+        login, token, enabled, expires = row
+        if token is not None and not _alive(enabled, expires):
+            self.delete_session(sid)
+            return None
+        return str(login), token
+
     def session_user(self, sid: str) -> str | None:
-        row = self.db.execute("SELECT login FROM sessions WHERE id=?", (sid,)).fetchone()
-        return str(row[0]) if row else None
+        found = self.session_login(sid)
+        return found[0] if found else None
 
     def delete_session(self, sid: str) -> None:
         with self.write() as db:
             db.execute("DELETE FROM sessions WHERE id=?", (sid,))
 
-    def issue_token(self, login: str, *, lifetime_ms: int = TOKEN_LIFETIME_MS) -> dict[str, Any]:
+    def issue_token(self, login: str, *, lifetime_ms: int = TOKEN_LIFETIME_MS,
+                    parent: str | None = None) -> dict[str, Any]:
         """Issue an alias token for ``login``; returns XNAT's token JSON (``alias``, ``secret`` …).
 
         The Container Service emulation calls this to inject ``XNAT_USER``/``XNAT_PASS``.
+        ``parent`` is the alias token the request asking for it authenticated with: the new token
+        then expires no later than its parent and is revoked with it (:meth:`revoke_token`), so a
+        job's token cannot mint one that outlives the job.
         """
         if not self.user_exists(login):
             raise StoreError(404, f"User {login} not found.")
@@ -100,15 +131,21 @@ class Accounts(StoreBase):
         secret = secrets.token_urlsafe(48)[:64]
         salt = secrets.token_hex(8)
         created = int(time.time() * 1000)
+        expires = created + lifetime_ms
         with self.write() as db:
+            if parent is not None:
+                row = db.execute("SELECT enabled, expires FROM tokens WHERE alias=?", (parent,)).fetchone()
+                if row is None or not _alive(*row):
+                    raise StoreError(401, "Authentication failed.")
+                expires = min(expires, int(row[1]))
             cur = db.execute(
-                "INSERT INTO tokens(alias, salt, secret_hash, login, created, expires, enabled)"
-                " VALUES(?, ?, ?, ?, ?, ?, 1)",
-                (alias, salt, _hash_secret(salt, secret), login, created, created + lifetime_ms),
+                "INSERT INTO tokens(alias, salt, secret_hash, login, created, expires, enabled, parent)"
+                " VALUES(?, ?, ?, ?, ?, ?, 1, ?)",
+                (alias, salt, _hash_secret(salt, secret), login, created, expires, parent),
             )
             token_id = int(cur.lastrowid or 0)
         return {
-            "secret": secret, "estimatedExpirationTime": created + lifetime_ms, "alias": alias,
+            "secret": secret, "estimatedExpirationTime": expires, "alias": alias,
             "xdatUserId": login, "singleUse": False, "id": token_id, "disabled": 0,
             "created": created, "enabled": True, "timestamp": created,
         }
@@ -117,14 +154,17 @@ class Accounts(StoreBase):
         """The login an enabled, unexpired token belongs to, else None."""
         row = self.db.execute(
             "SELECT salt, secret_hash, login, expires, enabled FROM tokens WHERE alias=?", (alias,)).fetchone()
-        if row is None or not row[4] or row[3] < time.time() * 1000:
+        if row is None or not _alive(row[4], row[3]):
             return None
         return str(row[2]) if hmac.compare_digest(row[1], _hash_secret(row[0], secret)) else None
 
     def revoke_token(self, alias: str) -> bool:
-        """Disable a token; True when it existed."""
+        """Disable a token and every token issued with it (see :meth:`issue_token`); True when it existed."""
         with self.write() as db:
-            cur = db.execute("UPDATE tokens SET enabled=0 WHERE alias=?", (alias,))
+            cur = db.execute(  # the statement starts with UPDATE so that sqlite3 reports rowcount
+                "UPDATE tokens SET enabled=0 WHERE alias IN (WITH RECURSIVE issued(alias) AS (SELECT ?"
+                " UNION SELECT t.alias FROM tokens t JOIN issued i ON t.parent = i.alias) SELECT alias FROM issued)",
+                (alias,))
             return cur.rowcount > 0
 
     def list_tokens(self, login: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import Listener
-from .schema import DB_NAME, SCHEMA
+from .schema import DB_NAME, SCHEMA, upgrade
 
 log = logging.getLogger("xnatsim.store")
 
@@ -38,6 +38,7 @@ class StoreBase:
         db = self.db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
+        upgrade(db)
         db.commit()
 
     # -- connections and transactions ------------------------------------------------

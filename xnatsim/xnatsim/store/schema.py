@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 DB_NAME = "xnatsim.db"
 
 SCHEMA = """
@@ -13,10 +15,11 @@ CREATE TABLE IF NOT EXISTS users(
     email TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS roles(project TEXT NOT NULL, login TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY(project, login));
-CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, login TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, login TEXT NOT NULL, created REAL NOT NULL,
+    token TEXT);
 CREATE TABLE IF NOT EXISTS tokens(id INTEGER PRIMARY KEY AUTOINCREMENT, alias TEXT UNIQUE NOT NULL,
     salt TEXT NOT NULL, secret_hash TEXT NOT NULL, login TEXT NOT NULL, created INTEGER NOT NULL,
-    expires INTEGER NOT NULL, enabled INTEGER NOT NULL DEFAULT 1);
+    expires INTEGER NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, parent TEXT);
 CREATE TABLE IF NOT EXISTS projects(id TEXT PRIMARY KEY, secondary_id TEXT NOT NULL, name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '', keywords TEXT NOT NULL DEFAULT '',
     pi_firstname TEXT NOT NULL DEFAULT '', pi_lastname TEXT NOT NULL DEFAULT '',
@@ -55,3 +58,16 @@ CREATE TABLE IF NOT EXISTS configs(project TEXT NOT NULL, tool TEXT NOT NULL, pa
     login TEXT NOT NULL, create_date TEXT NOT NULL, unversioned INTEGER NOT NULL,
     PRIMARY KEY(project, tool, path, version));
 """
+
+#: columns added to a table after data folders with the table existed: ``(table, column, declaration)``
+#: (``sessions.token``: the alias token a web session was made with; ``tokens.parent``: the token
+#: that issued this one)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("sessions", "token", "TEXT"), ("tokens", "parent", "TEXT"))
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Add the :data:`ADDED_COLUMNS` a database made by an older xnatsim lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
