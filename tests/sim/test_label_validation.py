@@ -25,6 +25,7 @@ from xnatnode.client import connect
 from xnatnode.labelcheck.checks import run_checks
 from xnatnode.labelcheck.convention import load_convention
 from xnatnode.labelcheck.source import read_convention_text, read_project, read_session
+from xnatnode.reports import page_problems
 from xnatsim.testing import Server, running_server
 
 P, OTHER, BARE = "LVP", "LVOTHER", "LVBARE"
@@ -91,6 +92,11 @@ def test_project_audit_finds_exactly_the_planted_problems(env: Server, tmp_path:
     # a constant number of requests: convention, subjects, experiments, scans, site listing
     assert doc["source"]["requests"] == 5
     assert env.stats()["requests"] == 5
+    html = (tmp_path / "findings.html").read_text("utf-8")
+    assert page_problems(html) == []
+    assert "Labels break the rules" in html
+    assert "session-modality: Modality token disagrees with the session type" in html
+    assert "rename to &#39;sub001_m12_mr&#39;" in html
     rows = (tmp_path / "findings.csv").read_text("utf-8").splitlines()
     assert rows[0] == "rule,severity,object_type,object_id,object_label,message,suggestion"
     assert len(rows) == 1 + doc["totals"]["findings"]
@@ -110,6 +116,8 @@ def test_session_context_within_five_requests(env: Server, sim: tuple[Server, di
     expected = _expected().get(spec.label, set())
     assert _rules_by_label(doc).get(spec.label, set()) == expected
     assert doc["verdict"] == ("pass" if not expected else doc["verdict"])
+    if not expected:
+        assert "All labels follow the rules" in (tmp_path / "findings.html").read_text("utf-8")
     if spec.series:
         assert doc["session"]["header_source"] == "mount"
 

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode.labelcheck.rules import fails
     from xnatnode.labelcheck.source import read_convention_text, read_project, read_session
     from xnatnode.listings import archive_root
+    from xnatnode.reports import RunRecord
     from xnatnode.runtime import ExitCode, Run, UsageError
 
     settings = load_settings(args, Options)
@@ -114,17 +115,19 @@ def run(args: argparse.Namespace) -> int:
                 source={"xnat_host": conn.host, "requests": conn.request_count,
                         "generator": f"xnatnode {__version__} {NAME}"},
             )
-            paths = report.write(outcome, run.output_dir)
             doc = outcome.document
+            failed = fails(findings, fail_on)
+            if failed:
+                run.exit_code = ExitCode.PARTIAL
             run.record.update({"project": options.project, "session": options.session,
                                "verdict": doc["verdict"], "totals": doc["totals"],
-                               "files_written": [p.name for p in paths]})
+                               "files_written": ["findings.json", "findings.csv", "findings.html"]})
+            paths = report.write(outcome, run.output_dir, RunRecord.from_run(run))
             run.log.info("%s: %d errors, %d warnings; wrote %s", doc["verdict"],
                          doc["totals"]["error"], doc["totals"]["warning"],
                          ", ".join(p.name for p in paths))
-            if fails(findings, fail_on):
+            if failed:
                 run.log.error("fail-on %s: exiting %d (XNAT uploads no outputs of a failed "
                               "container; findings are in %s)", fail_on, int(ExitCode.PARTIAL),
                               run.output_dir)
-                run.exit_code = ExitCode.PARTIAL
     return int(run.exit_code)

@@ -16,6 +16,7 @@ from typing import Any
 from xnatnode.labelcheck.convention import Convention
 from xnatnode.labelcheck.records import Snapshot
 from xnatnode.labelcheck.rules import RULES, FailOn, Finding, totals, verdict
+from xnatnode.reports import RunRecord, records
 
 #: Layout version of findings.json; the major part changes on incompatible changes.
 SCHEMA_VERSION = "1.0"
@@ -91,14 +92,14 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
         "notes": notes,
         "rules": {code: {"severity": convention.severity.get(code, r.severity), "title": r.title}
                   for code, r in RULES.items()},
-        "findings": [f.to_dict() for f in findings],
+        "findings": records(findings, Finding),
         "source": dict(source),
     }
     return Outcome(document, list(findings))
 
 
-def write(outcome: Outcome, out_dir: Path) -> list[Path]:
+def write(outcome: Outcome, out_dir: Path, run: RunRecord | None = None) -> list[Path]:
     """findings.json, findings.csv and findings.html in ``out_dir``; the paths written."""
     from xnatnode.labelcheck.page import write_reports
 
-    return write_reports(outcome, out_dir)
+    return write_reports(outcome, out_dir, run)

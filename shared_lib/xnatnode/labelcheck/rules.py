@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -63,13 +63,6 @@ class Finding:
     object_label: str
     message: str
     suggestion: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-#: Column order of findings.csv (and keys of each finding in findings.json).
-FINDING_FIELDS = ("rule", "severity", "object_type", "object_id", "object_label", "message", "suggestion")
 
 
 class Collector:
