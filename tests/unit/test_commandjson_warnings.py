@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ def _add_input(**fields: Any) -> Callable[[Doc], None]:
         doc["inputs"].append(
             {"name": "extra", **{k.replace("_", "-"): v for k, v in fields.items()}}
         )
-        doc["command-line"] += " #extra#"
+        doc["command-line"] += " '#extra#'"  # quoted: a user-settable value
 
     return apply
 
@@ -73,6 +74,19 @@ def _no_wrapper(doc: Doc) -> None:
     doc["xnat"] = []
 
 
+def _second_wrapper_sets_project(doc: Doc) -> None:
+    """A second wrapper that does not fill "project": there the user types its value."""
+    second = json.loads(json.dumps(wrapper(doc)))
+    second["name"] = "other"
+    second["derived-inputs"] = []
+    doc["xnat"].append(second)
+
+
+def _quoted_settable_project(doc: Doc) -> None:
+    derived(doc).pop("user-settable")
+    doc["command-line"] = doc["command-line"].replace("#PROJECT#", "'#PROJECT#'")
+
+
 def _setup_override(doc: Doc) -> None:
     for key in ("mounts", "inputs", "outputs", "xnat"):
         doc.pop(key)
@@ -93,6 +107,17 @@ CASES: list[tuple[str, Callable[[Doc], None], set[str]]] = [
                                             "override-entrypoint": True}),
      {"W-XNAT-PASS-ON-COMMAND-LINE", "W-SHELL-FORM"}),
     ("shell-form", lambda d: d.update({"override-entrypoint": True}), {"W-SHELL-FORM"}),
+    # issue 8 item 1: a launch value that splits into extra flags, shell syntax taken literally
+    ("unquoted-launch-value", lambda d: derived(d).pop("user-settable"),
+     {"W-UNQUOTED-LAUNCH-VALUE"}),
+    ("unquoted-in-one-wrapper", _second_wrapper_sets_project, {"W-UNQUOTED-LAUNCH-VALUE"}),
+    ("quoted-launch-value", _quoted_settable_project, set()),
+    ("shell-syntax-in-exec-form", lambda d: d.update(
+        {"command-line": d["command-line"] + " && rm -rf /tmp/x; echo $(id) `id`"}),
+     {"W-SHELL-SYNTAX-IN-EXEC-FORM"}),
+    ("shell-syntax-in-shell-form", lambda d: d.update(
+        {"command-line": d["command-line"] + " && echo done", "override-entrypoint": True}),
+     {"W-SHELL-FORM"}),
     ("shell-var-in-exec-form", lambda d: d.update({"command-line": d["command-line"] + " $HOME"}),
      {"W-SHELL-VAR-NOT-EXPANDED"}),
     ("override-on-setup", _setup_override, {"W-OVERRIDE-ENTRYPOINT-IGNORED"}),
@@ -102,8 +127,8 @@ CASES: list[tuple[str, Callable[[Doc], None], set[str]]] = [
     ("unknown-key-on-line", lambda d: d.update({"command-line": d["command-line"] + " #session#"}),
      {"W-UNRESOLVED-KEY-ON-COMMAND-LINE"}),
     ("key-substring-of-key", _substring_keys,
-     {"W-REPLACEMENT-KEY-SUBSTRING", "W-REPLACEMENT-KEY-IN-TEXT"}),
-    ("key-in-literal-path", _key_in_path, {"W-REPLACEMENT-KEY-IN-TEXT"}),
+     {"W-REPLACEMENT-KEY-SUBSTRING", "W-REPLACEMENT-KEY-IN-TEXT", "W-UNQUOTED-LAUNCH-VALUE"}),
+    ("key-in-literal-path", _key_in_path, {"W-REPLACEMENT-KEY-IN-TEXT", "W-UNQUOTED-LAUNCH-VALUE"}),
     ("input-type-unknown", _add_input(type="integer"), {"W-INPUT-TYPE-UNKNOWN"}),
     ("input-unused", lambda d: d["inputs"].append({"name": "spare"}), {"W-INPUT-UNUSED"}),
     ("select-many-no-default", _add_input(type="select-many", select_values=["a"]),
@@ -126,7 +151,7 @@ CASES: list[tuple[str, Callable[[Doc], None], set[str]]] = [
     ("handler-chain", _chain, {"W-HANDLER-CHAIN"}),
     ("provides-value-unknown", lambda d: derived(d).update(
         {"provides-value-for-command-input": "projekt"}),
-     {"W-PROVIDES-VALUE-UNKNOWN"}),
+     {"W-PROVIDES-VALUE-UNKNOWN", "W-UNQUOTED-LAUNCH-VALUE"}),
     ("provides-files-unknown", lambda d: external(d).update(
         {"provides-files-for-command-mount": "inn"}), {"W-PROVIDES-FILES-UNKNOWN"}),
     ("files-from-subject", lambda d: external(d).update(type="Subject"),
@@ -146,7 +171,8 @@ CASES: list[tuple[str, Callable[[Doc], None], set[str]]] = [
     ("derived-upward", _derived(type="Project"), {"W-DERIVATION-IMPOSSIBLE"}),
     ("caret-in-env", lambda d: d.update({"environment-variables": {"RE": "^a^"}}),
      {"W-CARET-PAIR"}),
-    ("output-no-handler", _no_wrapper, {"W-NO-WRAPPER", "W-OUTPUT-NO-HANDLER"}),
+    ("output-no-handler", _no_wrapper,
+     {"W-NO-WRAPPER", "W-OUTPUT-NO-HANDLER", "W-UNQUOTED-LAUNCH-VALUE"}),
     ("image-no-tag", lambda d: d.update(image="xnatnode/good"), {"W-IMAGE-NO-TAG"}),
     ("image-latest", lambda d: d.update(image="xnatnode/good:latest"), {"W-IMAGE-LATEST"}),
     ("no-reserve-memory", lambda d: d.pop("reserve-memory"), {"W-NO-RESERVE-MEMORY"}),

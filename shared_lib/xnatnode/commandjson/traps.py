@@ -10,7 +10,14 @@ import re
 from collections.abc import Iterator
 
 from xnatnode.commandjson.findings import Finding, pointer, warning
-from xnatnode.commandjson.model import INPUT_TYPES, Command, Wrapper, WrapperInput, has_tag
+from xnatnode.commandjson.model import (
+    INPUT_TYPES,
+    Command,
+    CommandInput,
+    Wrapper,
+    WrapperInput,
+    has_tag,
+)
 from xnatnode.commandjson.substrings import KeyIndex
 
 #: Variables the Container Service injects into every container (B.6).
@@ -192,6 +199,86 @@ def _command_line_warnings(cmd: Command, out: _Warnings) -> None:
         else:
             message = f"{token} matches no command input's replacement key: it stays literally."
         out.add("W-UNRESOLVED-KEY-ON-COMMAND-LINE", message, loc)
+
+
+#: Shell syntax that means nothing without a shell (issue 8 item 1; ``$(``, backtick, ``;`` and
+#: ``&&`` are also what XNAT's illegal-string guard refuses in launch values).
+_SHELL_SYNTAX = (";", "$(", "`", "&&", "||")
+
+
+def _quoted(line: str) -> list[bool]:
+    """Per character of ``line``: inside quotes as XNAT's tokenizer (ShellSplitter) reads them
+    (single and double quotes; a backslash escapes the next character outside single quotes)."""
+    inside: list[bool] = []
+    quote = ""
+    escaped = False
+    for char in line:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote and char == quote:
+            quote = ""
+            inside.append(False)
+            continue
+        elif not quote and char in "'\"":
+            quote = char
+            inside.append(False)
+            continue
+        inside.append(bool(quote))
+    return inside
+
+
+def user_settable_inputs(cmd: Command) -> list[CommandInput]:
+    """Command inputs a launching user can set to any text: not booleans (XNAT renders those
+    from the JSON's true/false values), and in some wrapper (or with no wrapper) not filled by a
+    wrapper input marked ``"user-settable": false`` (XNAT treats a missing flag as true)."""
+    locked_per_wrapper = [
+        {item.provides_value_for_command_input for item in wrapper.inputs
+         if item.user_settable is False and item.provides_value_for_command_input}
+        for wrapper in cmd.wrappers
+    ] or [set()]
+    return [
+        item for item in cmd.inputs
+        if item.type != "boolean" and any(item.name not in locked for locked in locked_per_wrapper)
+    ]
+
+
+def _launch_value_warnings(cmd: Command, out: _Warnings) -> None:
+    """Launch values reach an exec-form command line unquoted; shell syntax that stays literal."""
+    line = cmd.command_line
+    if not line or cmd.type != "docker" or cmd.override_entrypoint:
+        return
+    loc = pointer(cmd.loc, "command-line")
+    keys = {item.replacement_key: item for item in user_settable_inputs(cmd)}
+    inside = _quoted(line)
+    unquoted = {
+        key for key, start in KeyIndex(keys).occurrences(line)
+        if not (inside[start] and inside[start + len(key) - 1])
+    }
+    for key, item in keys.items():
+        if key in unquoted:
+            out.add(
+                "W-UNQUOTED-LAUNCH-VALUE",
+                f'user-settable input "{item.name}" reaches the command line unquoted: XNAT inserts '
+                "launch values as they are and splits the line on spaces, so a value such as "
+                '"8 --xnat-host http://elsewhere" becomes extra arguments. Quote the key '
+                f"('{key}', with \"command-line-separator\": \"=\" when the input has a flag) "
+                "and check the value in the program (a quote inside the value still breaks out).",
+                pointer(item.loc, "replacement-key"),
+            )
+    template = line
+    for key in KeyIndex(item.replacement_key for item in cmd.inputs).found_in(line):
+        template = template.replace(key, " ")
+    found = [syntax for syntax in _SHELL_SYNTAX if syntax in template]
+    if found:
+        out.add(
+            "W-SHELL-SYNTAX-IN-EXEC-FORM",
+            f"the command line holds shell syntax ({', '.join(found)}) but runs without a shell "
+            '("override-entrypoint": false): XNAT splits it into arguments, so the program '
+            "receives these characters literally and nothing is chained or substituted.",
+            loc,
+        )
 
 
 def _replacement_key_warnings(cmd: Command, out: _Warnings) -> None:
@@ -619,6 +706,7 @@ def trap_warnings(cmd: Command) -> list[Finding]:
         _caret_warning(cmd.command_line, pointer(cmd.loc, "command-line"), out)
     _input_warnings(cmd, out)
     _replacement_key_warnings(cmd, out)
+    _launch_value_warnings(cmd, out)
     _output_warnings(cmd, out)
     for wrapper in cmd.wrappers:
         _wrapper_warnings(cmd, wrapper, out)
