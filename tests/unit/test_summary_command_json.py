@@ -62,7 +62,8 @@ def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
     line = command["command-line"]
     for i in command["inputs"]:
         value = "PRJ" if i["name"] == "project-id" else i.get("default-value", "")
-        rendered = f"{i['command-line-flag']} {value}" if value else ""
+        separator = i.get("command-line-separator") or " "
+        rendered = f"{i['command-line-flag']}{separator}{value}" if value else ""
         line = line.replace(i["replacement-key"], rendered)
     args = build_parser().parse_args(shlex.split(line))
     assert (args.command, args.project, args.sizes, args.workers) == ("project-summary", "PRJ", "auto", 8)
