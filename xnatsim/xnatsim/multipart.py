@@ -1,4 +1,9 @@
-"""A streaming ``multipart/form-data`` reader: each file part is written to disk as it arrives."""
+"""A streaming ``multipart/form-data`` reader: each file part is written to disk as it arrives.
+
+Hand-written because the standard library has no streaming parser (``email`` holds the whole body
+in memory, ``cgi`` is gone from Python 3.13) and uploads here may be gigabytes. Reads are 64 KiB;
+a part's headers may span reads (tests/xnatsim/test_multipart.py sweeps those boundaries).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from pathlib import Path
 from xnatsim.routing import Body, HTTPError
 
 CHUNK = 1 << 16
+#: the longest header block of one part (bytes)
+MAX_HEADERS = 64 * 1024
 _DISPOSITION_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"')
 _DISPOSITION_FILENAME = re.compile(r'(?:^|;)\s*filename="([^"]*)"')
 
@@ -62,10 +69,13 @@ def read_parts(body: Body, length: int, boundary: bytes, folder: Path) -> Iterat
             pass
         if buffer.startswith(b"--"):
             return
-        while b"\r\n\r\n" not in buffer:
-            if not fill() or len(buffer) > 64 * 1024:
-                raise HTTPError(400, "Malformed multipart body: bad part headers.")
-        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        # the buffer starts at this part's headers and may already hold much of its content: only
+        # the headers (up to the blank line) count against the limit, wherever a read ended
+        while (end := buffer.find(b"\r\n\r\n")) < 0 and len(buffer) <= MAX_HEADERS and fill():
+            pass
+        if not 0 <= end <= MAX_HEADERS:
+            raise HTTPError(400, "Malformed multipart body: bad part headers.")
+        head, buffer = buffer[:end], buffer[end + 4:]
         headers: dict[str, str] = {}
         for line in head.decode("utf-8", "replace").split("\r\n"):
             if ":" in line:
