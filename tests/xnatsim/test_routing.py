@@ -8,7 +8,7 @@ from xnatsim.routing import Request, Response, Router, Routes
 from xnatsim.server import ROUTE_MODULES
 
 #: modules whose handlers other work is still moving out of their ``register`` (shrinks to empty)
-NOT_YET_CONVERTED = {"xnatsim.cs.routes", "xnatsim.events.routes", "xnatsim.importer", "xnatsim.prearchive"}
+NOT_YET_CONVERTED = {"xnatsim.cs.routes"}
 
 
 def _router() -> Router:

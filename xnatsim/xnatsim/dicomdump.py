@@ -22,7 +22,7 @@ from pathlib import Path
 from xnatsim import access, prearchive
 from xnatsim.dicomhdr import COLUMNS, BadField, dump_rows, parse_fields
 from xnatsim.resultset import table_response
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 from xnatsim.store import Parent, Store
 
 DICOM_LABEL = "DICOM"
@@ -76,6 +76,10 @@ def locate(store: Store, user: str | None, src: str) -> Path | None:
     return None
 
 
+routes = Routes()
+
+
+@routes.route("GET", "/data/services/dicomdump")
 def dicomdump(request: Request) -> Response:
     src = request.query.get("src")
     if src is None:
@@ -97,5 +101,4 @@ def dicomdump(request: Request) -> Response:
     return table_response(request, COLUMNS, rows)
 
 
-def register(router: Router) -> None:
-    router.add("GET", "/data/services/dicomdump", dicomdump)
+register = routes.register

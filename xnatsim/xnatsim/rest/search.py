@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from xnatsim import access, listings
 from xnatsim import xsitypes as T
 from xnatsim.resultset import table_response
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 
 XDAT = "{http://nrg.wustl.edu/security}"
 MAX_BUNDLE = 1 << 20
@@ -130,6 +130,10 @@ def _where(node: ET.Element, family: Family, root: str, q: listings.Query) -> st
     return "(" + method.join(parts) + ")" if parts else None
 
 
+routes = Routes()
+
+
+@routes.route("POST", "/data/search")
 def search(request: Request) -> Response:
     body = request.read_body(MAX_BUNDLE)
     try:
@@ -188,5 +192,4 @@ def search(request: Request) -> Response:
                           title="Search results")
 
 
-def register(router: Router) -> None:
-    router.add("POST", "/data/search", search)
+register = routes.register
