@@ -279,3 +279,21 @@ def test_run_record_from_a_run(tmp_path: Path) -> None:
     assert "<dt>project</dt><dd>P1</dd>" in html
     assert "<dt>started</dt>" in html
     assert "<dt>status</dt>" not in html  # not known while the run is still going
+
+
+def test_cell_text() -> None:
+    import enum
+
+    from xnatnode.reports import cell_text
+
+    class Outcome(enum.Enum):
+        IMPORTED = "imported"
+
+    assert cell_text(Outcome.IMPORTED) == "imported"
+    assert cell_text(1234567) == "1,234,567"
+    assert cell_text(48.25) == "48.2"
+    assert cell_text(None, "unknown") == "unknown"
+    assert cell_text(True) == "yes"
+    assert cell_text(["a", 1000]) == "a, 1,000"
+    cell = Column("Outcome", 0, levels={"imported": "ok"}).cell((Outcome.IMPORTED,), 0)
+    assert (cell.text, cell.level) == ("imported", "ok")

@@ -11,6 +11,7 @@ Links (a table's full CSV, the footer) must be relative: a page never reaches th
 
 from __future__ import annotations
 
+import enum
 import functools
 import importlib.resources
 import json
@@ -61,10 +62,13 @@ def _check_level(level: str | None) -> None:
 
 
 def cell_text(value: Any, missing: str = "") -> str:
-    """A value as table text: ``None`` → ``missing``; ints with thousands separators; floats with
-    one decimal; booleans as yes/no; lists joined with commas; anything else ``str()``."""
+    """A value as table text: ``None`` → ``missing``; an enum member as its value; ints with
+    thousands separators; floats with one decimal; booleans as yes/no; lists joined with commas;
+    anything else ``str()``."""
     if value is None:
         return missing
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
