@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "validate_command_json",
     "project_summary",
     "label_validation",
+    "nifti_import",
     "subscribe",
     "images",
     "register",

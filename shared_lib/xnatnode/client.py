@@ -94,6 +94,9 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: Statuses worth another try on reads only (a 500 on a write may have done part of it).
 READ_RETRY_STATUSES = RETRY_STATUSES | {500}
+#: File bodies are sent in reads of this size, not urllib3's 16 KiB: a fraction of the calls
+#: (and of the per-read cost of a body that hashes what it sends).
+UPLOAD_BLOCK = 1 << 20
 
 Verify = bool | str
 USER_AGENT = f"xnatnode/{__version__} requests/{requests.__version__}"
@@ -662,6 +665,7 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter with connections a :class:`_Watch` can cut."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("blocksize", UPLOAD_BLOCK)
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _WatchedHTTPPool, "https": _WatchedHTTPSPool,

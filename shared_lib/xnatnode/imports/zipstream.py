@@ -1,0 +1,203 @@
+"""A stored (uncompressed) zip archive produced on the fly as a rewindable request body.
+
+Hand-written because :mod:`zipfile` cannot give what an upload of 200 MB images needs: a body of
+known length (so the request has a ``Content-Length`` and XNAT its size up front) that is never
+held in memory nor written to disk, and that can be rewound for a retry. :mod:`zipfile` writing
+to a non-seekable stream marks stored members with a trailing data descriptor, which Java's
+``ZipInputStream`` (how XNAT extracts uploads) refuses for stored entries; here the CRC-32 and
+sizes, known from the hashing pass, go in the local headers. Members are ``ZIP_STORED`` (NIfTI
+is mostly gzip already, see performance-anchors.md §2.2); names are UTF-8 (flag bit 11). Limits
+of the classic format, checked: < 65,535 members and < 4 GiB in all (:data:`MAX_ZIP_BYTES`);
+:func:`batches` splits a resource's files to fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+#: Largest archive built (the classic format's 32-bit offsets, with room for headers).
+MAX_ZIP_BYTES = (1 << 32) - (1 << 26)
+MAX_MEMBERS = 65_000
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_UTF8 = 0x800
+_READ = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ZipMember:
+    name: str
+    size: int
+    crc32: int
+    open: Callable[[], IO[bytes]]
+
+
+def _dos_time(when: float) -> tuple[int, int]:
+    t = time.localtime(when)
+    year = max(t.tm_year, 1980)
+    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+
+
+def zip_size(members: Sequence[ZipMember]) -> int:
+    """Bytes of the archive holding ``members``."""
+    total = _END.size
+    for m in members:
+        name = len(m.name.encode("utf-8"))
+        total += _LOCAL.size + _CENTRAL.size + 2 * name + m.size
+    return total
+
+
+def batches(members: Sequence[ZipMember]) -> Iterator[list[ZipMember]]:
+    """``members`` in groups that each fit one archive (a member too big alone is its own group)."""
+    group: list[ZipMember] = []
+    for member in members:
+        if group and (zip_size([*group, member]) > MAX_ZIP_BYTES or len(group) >= MAX_MEMBERS):
+            yield group
+            group = []
+        group.append(member)
+    if group:
+        yield group
+
+
+class StoredZip:
+    """The archive as a file-like body: ``read``, ``tell``, ``seek`` (to any position; forward
+    from the start), ``len()``. Members are opened one at a time while they are read."""
+
+    def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:
+        if zip_size(members) > MAX_ZIP_BYTES + (1 << 26) or len(members) > MAX_MEMBERS:
+            raise ValueError("too much for one zip: split the members with batches()")
+        dos_time, dos_date = _dos_time(time.time() if mtime is None else mtime)
+        self._parts: list[bytes | ZipMember] = []
+        central = bytearray()
+        offset = 0
+        for m in members:
+            name = m.name.encode("utf-8")
+            flags = _UTF8 if not m.name.isascii() else 0
+            local = _LOCAL.pack(0x04034B50, 20, flags, 0, dos_time, dos_date, m.crc32, m.size, m.size,
+                                len(name), 0) + name
+            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, flags, 0, dos_time, dos_date, m.crc32,
+                                     m.size, m.size, len(name), 0, 0, 0, 0, 0o100644 << 16, offset) + name
+            self._parts += [local, m]
+            offset += len(local) + m.size
+        end = _END.pack(0x06054B50, 0, 0, len(members), len(members), len(central), offset, 0)
+        self._parts.append(bytes(central) + end)
+        self._length = offset + len(central) + len(end)
+        self._reset()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _reset(self) -> None:
+        self._index = 0
+        self._offset = 0  # within the current part
+        self._position = 0
+        self._handle: IO[bytes] | None = None
+
+    def tell(self) -> int:
+        return self._position
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else self._position + offset if whence == 1 else self._length + offset
+        if target < self._position:
+            self.close()
+            self._reset()
+        while self._position < target:
+            if not self.read(min(_READ, target - self._position)):
+                break
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._length - self._position if size is None or size < 0 else size
+        out = bytearray()
+        while len(out) < wanted and self._index < len(self._parts):
+            part = self._parts[self._index]
+            if isinstance(part, bytes):
+                chunk = part[self._offset:self._offset + wanted - len(out)]
+                self._offset += len(chunk)
+                done = self._offset >= len(part)
+            else:
+                if self._handle is None:
+                    self._handle = part.open()
+                chunk = self._handle.read(min(wanted - len(out), part.size - self._offset))
+                if not chunk and self._offset < part.size:
+                    raise OSError(f"{part.name} ended after {self._offset} of {part.size} bytes "
+                                  "(changed since it was read?)")
+                self._offset += len(chunk)
+                done = self._offset >= part.size
+                if done:
+                    self._handle.close()
+                    self._handle = None
+            out += chunk
+            if done:
+                self._index += 1
+                self._offset = 0
+        self._position += len(out)
+        return bytes(out)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class HashingFile:
+    """One file as a request body of known length that computes its MD5 as it is read (so a file
+    is read once, while it is sent); rewinding to 0 for a retry starts the hash again."""
+
+    def __init__(self, opener: Callable[[], IO[bytes]], size: int) -> None:
+        self._opener = opener
+        self._size = size
+        self._handle: IO[bytes] | None = None
+        self._reset()
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _reset(self) -> None:
+        self.close()
+        self._hash = hashlib.md5()
+        self._position = 0
+
+    def tell(self) -> int:
+        return self._position
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (self._position, 0) and (offset, whence) != (0, 1):
+            if (offset, whence) != (0, 0):
+                raise OSError("a hashing body can only be rewound to its start")
+            self._reset()
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if self._handle is None:
+            self._handle = self._opener()
+        left = self._size - self._position
+        chunk = self._handle.read(left if size is None or size < 0 else min(size, left))
+        if not chunk and left > 0:
+            raise OSError(f"the file ended after {self._position} of {self._size} bytes (changed since it was read?)")
+        self._hash.update(chunk)
+        self._position += len(chunk)
+        return chunk
+
+    def md5(self) -> str:
+        """The MD5 of what was read; only meaningful once the whole file was read."""
+        if self._position != self._size:
+            raise OSError(f"only {self._position} of {self._size} bytes were sent")
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -1,0 +1,95 @@
+"""command-json/nifti-import.json: valid for XNAT, consistent with the CLI and the version, two
+wrappers (project and session context) with the batch resource mounted read-only at /input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xnatnode import __version__
+from xnatnode.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+COMMAND_JSON = REPO / "command-json" / "nifti-import.json"
+
+
+@pytest.fixture(scope="module")
+def command() -> dict[str, Any]:
+    doc = json.loads(COMMAND_JSON.read_text("utf-8"))
+    assert isinstance(doc, list)
+    assert len(doc) == 1
+    cmd: dict[str, Any] = doc[0]
+    return cmd
+
+
+def _render(command: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """The command line as the Container Service renders it (booleans by true/false-value)."""
+    line = command["command-line"]
+    for i in command["inputs"]:
+        value = values.get(i["name"], i.get("default-value", ""))
+        if i["type"] == "boolean":
+            rendered = i["true-value"] if value == "true" else i["false-value"]
+        else:
+            rendered = f"{i['command-line-flag']} {value}" if value else ""
+        line = line.replace(i["replacement-key"], rendered)
+    return shlex.split(line)
+
+
+def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
+    assert command["image"] == f"xnatnode/nifti-import:{__version__}"
+    assert command["version"] == __version__
+
+
+def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["nifti-import"]
+    known = {opt for action in sub._actions for opt in action.option_strings}
+    flags = {tok for tok in shlex.split(command["command-line"]) if tok.startswith("--")}
+    flags |= {i["command-line-flag"] for i in command["inputs"] if i.get("command-line-flag")}
+    flags |= {i["true-value"] for i in command["inputs"] if i["type"] == "boolean"}
+    assert flags <= known, sorted(flags - known)
+
+
+def test_rendered_lines_parse(command: dict[str, Any]) -> None:
+    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))
+    assert (args.command, args.project, args.session, args.mapping) == ("nifti-import", "PRJ", None, None)
+    assert (args.subject_label, args.session_label) == ("{sub}", "{sub}_{ses}_{modality}")
+    assert (args.overwrite, args.dry_run, args.workers) == (False, False, 4)
+    assert (str(args.input), str(args.output), args.source, args.resource) == ("/input", "/output", None, None)
+    args = build_parser().parse_args(_render(command, {
+        "project-id": "PRJ", "session-label": "S_mr", "mapping": "map.csv", "overwrite": "true",
+        "dry-run": "true"}))
+    assert (args.session, args.mapping, args.overwrite, args.dry_run) == ("S_mr", "map.csv", True, True)
+
+
+def test_wrappers(command: dict[str, Any]) -> None:
+    text = COMMAND_JSON.read_text("utf-8")
+    assert "XNAT_PASS" not in text
+    assert command["override-entrypoint"] is False
+    mounts = {m["name"]: m for m in command["mounts"]}
+    assert (mounts["batch"]["path"], mounts["batch"]["writable"]) == ("/input", False)
+    wrappers = {w["name"]: w for w in command["xnat"]}
+    assert set(wrappers) == {"nifti-import-project", "nifti-import-session"}
+    for name, context, parent in (("nifti-import-project", "xnat:projectData", "project"),
+                                  ("nifti-import-session", "xnat:imageSessionData", "session")):
+        wrapper = wrappers[name]
+        assert wrapper["contexts"] == [context]
+        batch = next(i for i in wrapper["derived-inputs"] if i["name"] == "batch")
+        assert (batch["type"], batch["default-value"], batch["provides-files-for-command-mount"]) == (
+            "Resource", "NIFTI_UPLOAD", "batch")
+        handler = wrapper["output-handlers"][0]
+        assert (handler["type"], handler["label"], handler["as-a-child-of"]) == ("Resource", "IMPORT_REPORT", parent)
+
+
+def test_passes_the_strict_validator() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xnatnode", "validate-command-json", "--strict", str(COMMAND_JSON)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
