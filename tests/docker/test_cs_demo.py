@@ -23,3 +23,8 @@ def test_demo_runs_project_summary(built_images: dict[str, str], tmp_path: Path)
     assert f"file: {report}" in proc.stdout
     assert report.stat().st_size > 1000
     assert "/data/projects/DEMO/resources/SUMMARY/files/summary.html" in proc.stdout
+    # the nifti-import step: a BIDS batch in NIFTI_UPLOAD, imported through the project wrapper
+    assert "launched nifti-import-project on DEMO" in proc.stdout
+    assert "container 2: Complete (exit code 0)" in proc.stdout
+    imported = data / "archive" / "DEMO" / "resources" / "IMPORT_REPORT" / "import-report.html"
+    assert f"file: {imported}" in proc.stdout

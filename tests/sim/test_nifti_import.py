@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from xnatnode.cli import main
+from xnatnode.reports import page_problems
 from xnatsim.testing import Api, Server, running_server
 
 from tests.nifti_batches import bids_batch, write_image, zip_folder
@@ -108,6 +109,9 @@ def test_bids_batch_imports_then_a_rerun_writes_nothing(env: Server, api: Api, t
                                                "xnatnode-run.json"}
     assert (out / "import-report.csv").read_text().splitlines()[0] == \
         "source,outcome,reason,subject,session,scan,resource,bytes,md5"
+    html = (out / "import-report.html").read_text()
+    assert page_problems(html) == []
+    assert "All 22 files are in XNAT" in html
 
     env.reset_stats()
     status, again = run_import(tmp_path / "out2", project, "--source", str(tmp_path / "batch"))

@@ -4,7 +4,9 @@ Starts xnatsim with the ``demo`` seed, adds every local image that a command JSO
 repository names and that carries an ``org.nrg.commands`` label (as ``POST
 /xapi/docker/images/save`` does), enables every wrapper on
 the site and the demo project, launches ``project-summary`` on the project through the launch
-route, waits, and prints the container's status, log tail and where the HTML report landed.
+route, waits, and prints the container's status, log tail and where the HTML report landed; then,
+when the nifti-import image is there, uploads a BIDS batch and launches ``nifti-import-project``
+(:mod:`xnatsim.cs.demo_nifti`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,12 @@ def _report(client: Any, record: dict[str, Any], store_dir: Path) -> None:
                 print(f"  file: {folder / str(name)}")
 
 
+def status_of(record: dict[str, Any]) -> int:
+    return 0 if record["status"] == "Complete" else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    from xnatsim.cs import demo_nifti
     from xnatsim.cs.cli_common import Client, CLIError
     from xnatsim.cs.cli_launch import launch, show, wait_for
     from xnatsim.seed import DEMO_PROJECT, SeedError
@@ -144,9 +151,14 @@ def run(args: argparse.Namespace) -> int:
         record = wait_for(client, ids, args.timeout)[0]
         show(client, record, 15)
         _report(client, record, data)
+        if status_of(record) == 0 and demo_nifti.WRAPPER in wrappers:
+            status = demo_nifti.run_step(client, "admin", "admin", DEMO_PROJECT, args.timeout,
+                                         lambda r: _report(client, r, data))
+            if status != 0:
+                return status
         if tmp is not None and not args.serve:
             print("  (the data folder is temporary and is removed now; use --data DIR to keep it)")
-        status = 0 if record["status"] == "Complete" else 1
+        status = status_of(record)
         if args.serve:
             print(f"serving on {server.app.url} (admin/admin); Ctrl-C stops", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
