@@ -29,16 +29,20 @@ def command() -> dict[str, Any]:
 
 
 def _render(command: dict[str, Any], values: dict[str, str]) -> list[str]:
-    """The command line as the Container Service renders it (booleans by true/false-value)."""
-    line = command["command-line"]
+    """The command line as the Container Service renders and splits it (xnatsim's copy of XNAT's
+    rules; booleans by their true/false-value)."""
+    from xnatsim.cs.templates import render_value, shell_split, substitute
+
+    rendered = {}
     for i in command["inputs"]:
         value = values.get(i["name"], i.get("default-value", ""))
         if i["type"] == "boolean":
-            rendered = i["true-value"] if value == "true" else i["false-value"]
+            rendered[i["replacement-key"]] = i["true-value"] if value == "true" else i["false-value"]
         else:
-            rendered = f"{i['command-line-flag']} {value}" if value else ""
-        line = line.replace(i["replacement-key"], rendered)
-    return shlex.split(line)
+            rendered[i["replacement-key"]] = render_value(value, flag=i.get("command-line-flag"),
+                                                          separator=i.get("command-line-separator"))
+    words: list[str] = shell_split(substitute(command["command-line"], rendered))
+    return words
 
 
 def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
@@ -57,15 +61,16 @@ def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
 
 
 def test_rendered_lines_parse(command: dict[str, Any]) -> None:
-    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))
+    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))  # empty inputs vanish
     assert (args.command, args.project, args.session, args.mapping) == ("nifti-import", "PRJ", None, None)
     assert (args.subject_label, args.session_label) == ("{sub}", "{sub}_{ses}_{modality}")
     assert (args.overwrite, args.dry_run, args.workers) == (False, False, 4)
     assert (str(args.input), str(args.output), args.source, args.resource) == ("/input", "/output", None, None)
     args = build_parser().parse_args(_render(command, {
         "project-id": "PRJ", "session-label": "S_mr", "mapping": "map.csv", "overwrite": "true",
-        "dry-run": "true"}))
+        "dry-run": "true", "subject-template": "{sub} x"}))
     assert (args.session, args.mapping, args.overwrite, args.dry_run) == ("S_mr", "map.csv", True, True)
+    assert args.subject_label == "{sub} x"  # a value with a space stays one argument
 
 
 def test_wrappers(command: dict[str, Any]) -> None:
