@@ -46,7 +46,7 @@ class Options:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from xnatnode.imports.plan import (
+    from xnatnode.imports.defaults import (
         DEFAULT_IMAGE_RESOURCE,
         DEFAULT_SESSION_TEMPLATE,
         DEFAULT_SIDECAR_RESOURCE,

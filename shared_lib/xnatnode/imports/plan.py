@@ -34,16 +34,18 @@ from typing import Any
 
 from xnatnode import labels
 from xnatnode.imports import bids
+from xnatnode.imports.defaults import (
+    DEFAULT_IMAGE_RESOURCE,
+    DEFAULT_SESSION_TEMPLATE,
+    DEFAULT_SIDECAR_RESOURCE,
+    DEFAULT_SUBJECT_TEMPLATE,
+    TEMPLATE_FIELDS,
+)
 from xnatnode.imports.mapping import Mapping, MappingRow
 from xnatnode.imports.sources import Member, Source, stem_of, suffix_of
 from xnatnode.imports.state import ExistingSession, ProjectState
 from xnatnode.nifti import Inspection, Scanned
 
-DEFAULT_SUBJECT_TEMPLATE = "{sub}"
-DEFAULT_SESSION_TEMPLATE = "{sub}_{ses}_{modality}"
-TEMPLATE_FIELDS = ("sub", "ses", "modality", "datatype")
-DEFAULT_IMAGE_RESOURCE = "NIFTI"
-DEFAULT_SIDECAR_RESOURCE = "BIDS"
 #: Order of datatypes when numbering scans (anatomy first, as a scanner usually runs it).
 DATATYPE_ORDER = ("anat", "func", "fmap", "dwi", "perf", "pet", "ct")
 
