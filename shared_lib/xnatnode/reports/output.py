@@ -13,8 +13,9 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from xnatnode.safefiles import open_output, write_text
 SCHEMA_KEY = "schema_version"
 _SCHEMA_VERSION = re.compile(r"^\d+\.\d+$")
 #: First characters that make a spreadsheet run a cell as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = frozenset({"=", "+", "-", "@", "\t", "\r"})
 
 Fields = Sequence[str] | type
 
@@ -39,19 +40,42 @@ def field_names(fields: Fields) -> list[str]:
     return list(fields)
 
 
-def _get(row: Any, name: str) -> Any:
-    return row.get(name) if isinstance(row, Mapping) else getattr(row, name)
+def _values(rows: Iterable[Any], names: Sequence[str]) -> Iterator[Sequence[Any]]:
+    """The ``names`` values of each row (an object's attributes, a mapping's keys: missing keys
+    are None). Whether a row is a mapping is asked once per row type: tables run to millions of
+    cells."""
+    if not names:
+        yield from ([] for _ in rows)
+        return
+    attributes = operator.attrgetter(*names)
+    single = len(names) == 1
+    is_mapping: dict[type, bool] = {}
+    for row in rows:
+        kind = type(row)
+        mapping = is_mapping.get(kind)
+        if mapping is None:
+            mapping = is_mapping[kind] = isinstance(row, Mapping)
+        if mapping:
+            yield [row.get(n) for n in names]
+        else:
+            got = attributes(row)
+            yield (got,) if single else got
 
 
 def records(rows: Iterable[Any], fields: Fields) -> list[dict[str, Any]]:
     """Rows (dataclass instances or mappings) as plain dicts of ``fields``, for a JSON document."""
     names = field_names(fields)
-    return [{n: _get(row, n) for n in names} for row in rows]
+    return [dict(zip(names, values, strict=True)) for values in _values(rows, names)]
 
 
 def csv_cell(value: Any) -> Any:
     """A value as a CSV cell: ``None`` empty; lists and mappings as JSON; text a spreadsheet would
     run as a formula prefixed with ``'`` (CSV injection)."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return value
+    if kind is str:
+        return "'" + value if value[:1] in _FORMULA_START else value
     if value is None:
         return ""
     if isinstance(value, enum.Enum):
@@ -92,7 +116,7 @@ def write_csv(path: Path, rows: Iterable[Any], *, fields: Fields) -> Path:
     with open_output(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(names)
-        writer.writerows([csv_cell(_get(row, n)) for n in names] for row in rows)
+        writer.writerows([csv_cell(v) for v in values] for values in _values(rows, names))
     return path
 
 
