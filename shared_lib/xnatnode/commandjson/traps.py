@@ -244,6 +244,16 @@ def user_settable_inputs(cmd: Command) -> list[CommandInput]:
     ]
 
 
+def _outside(text: str, line: str, in_key: bytearray) -> bool:
+    """Whether ``text`` occurs in ``line`` somewhere not wholly inside a replacement key."""
+    start = line.find(text)
+    while start >= 0:
+        if not all(in_key[start : start + len(text)]):
+            return True
+        start = line.find(text, start + 1)
+    return False
+
+
 def _launch_value_warnings(cmd: Command, out: _Warnings) -> None:
     """Launch values reach an exec-form command line unquoted; shell syntax that stays literal."""
     line = cmd.command_line
@@ -251,10 +261,11 @@ def _launch_value_warnings(cmd: Command, out: _Warnings) -> None:
         return
     loc = pointer(cmd.loc, "command-line")
     keys = {item.replacement_key: item for item in user_settable_inputs(cmd)}
+    found_keys = list(KeyIndex(item.replacement_key for item in cmd.inputs).occurrences(line))
     inside = _quoted(line)
     unquoted = {
-        key for key, start in KeyIndex(keys).occurrences(line)
-        if not (inside[start] and inside[start + len(key) - 1])
+        key for key, start in found_keys
+        if key in keys and not (inside[start] and inside[start + len(key) - 1])
     }
     for key, item in keys.items():
         if key in unquoted:
@@ -267,10 +278,11 @@ def _launch_value_warnings(cmd: Command, out: _Warnings) -> None:
                 "and check the value in the program (a quote inside the value still breaks out).",
                 pointer(item.loc, "replacement-key"),
             )
-    template = line
-    for key in KeyIndex(item.replacement_key for item in cmd.inputs).found_in(line):
-        template = template.replace(key, " ")
-    found = [syntax for syntax in _SHELL_SYNTAX if syntax in template]
+    # Shell syntax written in the template itself, not inside a replacement key.
+    in_key = bytearray(len(line))
+    for key, start in found_keys:
+        in_key[start : start + len(key)] = b"\x01" * len(key)
+    found = [syntax for syntax in _SHELL_SYNTAX if _outside(syntax, line, in_key)]
     if found:
         out.add(
             "W-SHELL-SYNTAX-IN-EXEC-FORM",

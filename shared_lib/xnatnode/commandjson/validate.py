@@ -75,6 +75,7 @@ def validate_document(
 #: or a device such as /dev/zero, is refused instead of filling the memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _refuse_constant(name: str) -> None:
@@ -128,7 +129,8 @@ def _parse_json(text: str, origin: str) -> tuple[Any, list[str]]:
         raise bad("arrays or objects nested too deeply (about 1,000 levels or more)") from None
     except ValueError as exc:  # an integer beyond Python's digit limit (int_max_str_digits)
         raise bad(f"a number is too long ({str(exc).split(';')[0]})") from None
-    where = _lone_surrogate(doc)
+    # Only a \uD800-\uDFFF escape makes a lone surrogate: most documents skip the walk.
+    where = _lone_surrogate(doc) if _SURROGATE_ESCAPE.search(text) else None
     if where is not None:
         raise bad(f"a lone UTF-16 surrogate escape (no Unicode character) in the string at {where}")
     return doc, duplicates
