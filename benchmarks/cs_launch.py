@@ -23,7 +23,7 @@ from typing import Any
 
 import docker
 import requests
-from xnatnode import __version__
+from xnatnode.images import BASE, image_name
 from xnatsim.cs.sample import add_sessions
 from xnatsim.testing import running_server
 
@@ -63,7 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--bulk", type=int, default=50)
-    parser.add_argument("--base", default=f"xnatnode/base:{__version__}")
+    parser.add_argument("--base", default=image_name(BASE))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "cs_launch.md")
     args = parser.parse_args()
 

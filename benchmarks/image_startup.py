@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from xnatnode import __version__
+from xnatnode.images import BASE, image_name
 
 HERE = Path(__file__).resolve().parent
 LOCKED_DOWN = ["--user", "4242:4242", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
@@ -63,7 +63,7 @@ def timed_run(image: str, *args: str, entrypoint: str | None = None) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default=f"xnatnode/base:{__version__}")
+    parser.add_argument("--image", default=image_name(BASE))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--output", type=Path, default=HERE / "image_startup.md")
     args = parser.parse_args()

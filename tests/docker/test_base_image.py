@@ -129,7 +129,7 @@ def test_command_images_carry_their_command_json(
         labels = image_labels(tag)
         assert labels["org.nrg.commands"] == text.rstrip("\n"), name
         assert all(c["image"] == tag for c in json.loads(labels["org.nrg.commands"]))
-        assert labels["org.opencontainers.image.title"] == f"xnatnode/{name}"
+        assert labels["org.opencontainers.image.title"] == tag.rpartition(":")[0]
         assert labels["org.opencontainers.image.version"] == __version__
         result = docker_run(tag, "--version", options=LOCKED_DOWN)
         assert result.stdout.strip() == f"xnatnode {__version__}", result.stderr
