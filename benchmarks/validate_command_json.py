@@ -1,8 +1,9 @@
 """How ``validate-command-json``'s run time grows with the number of command inputs.
 
 Each case is one command whose ``inputs`` hold N string inputs, each with its own bracketed
-replacement key on the command line, and one wrapper whose N derived inputs feed them (the shape
-of a large generated command). The time is that of ``validate_text`` on the JSON text, best of
+replacement key on the command line; with ``--shape wrapper`` (the default) one wrapper's N
+derived inputs feed them (the shape of a large generated command), with ``--shape inputs`` the
+command has no wrapper. The time is that of ``validate_text`` on the JSON text, best of
 ``--repeat`` runs, in this process. Linear growth keeps the time per input flat as N grows.
 
 Usage::
@@ -21,8 +22,8 @@ from typing import Any
 from xnatnode.commandjson import validate_text
 
 
-def document(n: int) -> str:
-    """A valid command with ``n`` inputs fed by ``n`` derived wrapper inputs, as JSON text."""
+def document(n: int, shape: str = "wrapper") -> str:
+    """A valid command with ``n`` inputs (fed by ``n`` derived wrapper inputs), as JSON text."""
     inputs: list[dict[str, Any]] = []
     derived: list[dict[str, Any]] = []
     keys: list[str] = []
@@ -48,6 +49,8 @@ def document(n: int) -> str:
         }],
         "inputs": inputs,
     }  # fmt: skip
+    if shape == "inputs":
+        del command["xnat"]
     return json.dumps(command)
 
 
@@ -55,12 +58,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shape", choices=("wrapper", "inputs"), default="wrapper")
     args = parser.parse_args()
-    print(f"Python {platform.python_version()} on {platform.machine()}, {args.repeat} runs, best")
+    print(f"Python {platform.python_version()} on {platform.machine()}, shape {args.shape}, "
+          f"{args.repeat} runs, best")
     print("| inputs | seconds | µs per input | findings |")
     print("|---:|---:|---:|---:|")
     for n in args.sizes:
-        text = document(n)
+        text = document(n, args.shape)
         best = float("inf")
         findings = 0
         for _ in range(args.repeat):
