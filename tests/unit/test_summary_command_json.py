@@ -57,17 +57,43 @@ def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
             assert set(i["select-values"]) == set(action.choices or ())
 
 
-def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
-    """The command line with every input at its default (project filled in) is accepted."""
+def _render(command: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """The argv XNAT makes of the command line (B.3-B.5): flag + separator + value put in place of
+    the key, unquoted, then split like its ShellSplitter (shlex agrees on these lines)."""
     line = command["command-line"]
     for i in command["inputs"]:
-        value = "PRJ" if i["name"] == "project-id" else i.get("default-value", "")
-        separator = i.get("command-line-separator") or " "
-        rendered = f"{i['command-line-flag']}{separator}{value}" if value else ""
+        value = values.get(i["name"], i.get("default-value", ""))
+        sep = i.get("command-line-separator", " ")
+        rendered = f"{i['command-line-flag']}{sep}{value}" if value else ""
         line = line.replace(i["replacement-key"], rendered)
-    args = build_parser().parse_args(shlex.split(line))
+    return shlex.split(line)
+
+
+def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
+    """The command line with every input at its default (project filled in) is accepted."""
+    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))
     assert (args.command, args.project, args.sizes, args.workers) == ("project-summary", "PRJ", "auto", 8)
+    assert args.retries == 3
     assert (str(args.input), str(args.output)) == ("/input", "/output")
+
+
+@pytest.mark.parametrize("name", ["workers", "retries", "sizes"])
+def test_a_value_with_spaces_stays_one_argument_and_is_refused(
+    command: dict[str, Any], name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 8: XNAT splits values on spaces; quoted keys keep a value one argument, typed."""
+    argv = _render(command, {"project-id": "PRJ", name: "8 --xnat-host http://127.0.0.1:9"})
+    assert "--xnat-host" not in argv
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_every_user_settable_input_is_quoted_on_the_command_line(command: dict[str, Any]) -> None:
+    for i in command["inputs"]:
+        assert f"'{i['replacement-key']}'" in command["command-line"], i["name"]
+        assert i.get("command-line-separator") == "=", "a quoted '--flag value' is one argument"
 
 
 def test_container_contract(command: dict[str, Any]) -> None:
