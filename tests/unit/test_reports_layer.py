@@ -297,3 +297,19 @@ def test_cell_text() -> None:
     assert cell_text(["a", 1000]) == "a, 1,000"
     cell = Column("Outcome", 0, levels={"imported": "ok"}).cell((Outcome.IMPORTED,), 0)
     assert (cell.text, cell.level) == ("imported", "ok")
+
+
+def test_zero_counts_raise_no_alarm() -> None:
+    html = render(Page("t", totals=[Total("Rejected", 0, level="error"),
+                                    Total("Conflicts", 2, level="error")]))
+    assert '<div class="card"><b>0</b><span>Rejected</span>' in html
+    assert '<div class="card lvl-error"><b>2</b><span>Conflicts</span>' in html
+
+
+def test_bars_coloured_by_level() -> None:
+    from xnatnode.reports.page import LEVEL_COLORS
+
+    chart = Chart.bars("Files", [("imported", 3.0), ("rejected", 1.0), ("other", 1.0)],
+                       levels={"imported": "ok", "rejected": "error"}, color="#123456")
+    assert [LEVEL_COLORS["ok"], LEVEL_COLORS["error"], "#123456"] == re.findall(
+        r'fill="(#[0-9a-fA-F]{6})"', chart.svg)

@@ -54,11 +54,13 @@ The page
         verdict=Verdict("error", "3 of 120 files rejected", "See the Rejected section."),
         # level: "ok" | "warning" | "error" | "info"; shown with a mark, not colour alone
         totals=[Total("Files", 120), Total("Imported", 117, level="ok"),
-                Total("Rejected", 3, level="error"), Total("Size", 2.1e9, fmt=human_bytes),
+                Total("Rejected", 3, level="error"),  # a zero count is never coloured
+                Total("Size", 2.1e9, fmt=human_bytes),
                 Total("MB/s", 48.3)],                 # ints get 1,234; floats one decimal
         parts=[
             Section("Throughput", [Grid([
-                Chart.bars("Files by outcome", [("imported", 117.0), ("rejected", 3.0)]),
+                Chart.bars("Files by outcome", [("imported", 117.0), ("rejected", 3.0)],
+                           levels=OUTCOME_LEVELS),   # bars in the badges' colours
                 Chart.bars("Bytes by session", by_session, fmt=human_bytes),
             ])], id="throughput"),
             Section("Files", [Table(

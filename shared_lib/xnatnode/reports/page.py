@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 #: Severity of a verdict, a total, a badge: drives colour and the verdict's mark.
 Level = Literal["ok", "warning", "error", "info"]
 LEVELS: tuple[str, ...] = get_args(Level)
+#: Bar colours by level (the stylesheet's --ok, --warning, --error and --info).
+LEVEL_COLORS: dict[str, str] = {"ok": "#00754a", "warning": "#b07a00", "error": "#b3261e",
+                                "info": "#0b5a8a"}
 #: The verdict's mark (colour is never the only signal).
 MARKS: dict[str, str] = {"ok": "✓", "warning": "!", "error": "✗", "info": "i"}
 
@@ -104,7 +107,8 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Total:
     """A key figure in the cards under the header; ``value`` is formatted by ``fmt`` (default
-    :func:`cell_text`, ``None`` shown as ``unknown``)."""
+    :func:`cell_text`, ``None`` shown as ``unknown``); ``level`` colours the card unless the value
+    is zero."""
 
     label: str
     value: Any
@@ -118,6 +122,14 @@ class Total:
     @property
     def text(self) -> str:
         return self.fmt(self.value) if self.fmt else cell_text(self.value, "unknown")
+
+    @property
+    def shown_level(self) -> str | None:
+        """The level, except for a zero count (``Total("Rejected", 0, level="error")`` is not
+        an alarm)."""
+        zero = isinstance(self.value, int | float) and not isinstance(self.value, bool) and (
+            self.value == 0)
+        return None if zero else self.level
 
 
 # --------------------------------------------------------------------------- body parts
@@ -230,10 +242,14 @@ class Chart:
         fmt: Formatter = count,
         color: str = COLORS[0],
         colors: Sequence[str] | None = None,
+        levels: Mapping[str, Level] | None = None,
         max_items: int = 15,
     ) -> Chart:
         """Horizontal bars in the given order; ``label`` is the chart's accessible name
-        (default: ``title``)."""
+        (default: ``title``); ``levels`` colours each bar by its label's level (e.g. outcomes:
+        the same colours as the badges), others ``color``."""
+        if levels is not None:
+            colors = [LEVEL_COLORS[levels[k]] if k in levels else color for k, _ in items]
         svg = bar_chart(items, title=label or title, fmt=fmt, color=color, colors=colors,
                         max_items=max_items)
         return cls(title, Markup(svg))
