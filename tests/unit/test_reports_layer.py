@@ -313,3 +313,11 @@ def test_bars_coloured_by_level() -> None:
                        levels={"imported": "ok", "rejected": "error"}, color="#123456")
     assert [LEVEL_COLORS["ok"], LEVEL_COLORS["error"], "#123456"] == re.findall(
         r'fill="(#[0-9a-fA-F]{6})"', chart.svg)
+
+
+def test_every_level_has_its_colours() -> None:
+    css = stylesheet()
+    for level in ("ok", "warning", "error", "info"):
+        assert f".lvl-{level}{{--c:var(--{level});--bg:var(--{level}-bg)}}" in css
+    for part in (".verdict", ".card", ".note", ".badge"):
+        assert part in css
