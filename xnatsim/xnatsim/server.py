@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
-import io
 import logging
 import re
 import socket
@@ -22,12 +21,13 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from xnatsim import __version__
 from xnatsim.controls import Controls
+from xnatsim.httpbody import BoundedReader, dechunk
 from xnatsim.routing import (
     Credentials,
     HTTPError,
@@ -199,44 +199,6 @@ def error_page(status: int, message: str) -> bytes:
     ).encode()
 
 
-class _BoundedReader:
-    """The request body: at most ``length`` bytes of the socket stream."""
-
-    def __init__(self, stream: BinaryIO | io.BufferedIOBase, length: int) -> None:
-        self._stream = stream
-        self.remaining = length
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._stream.read(size)
-        self.remaining -= len(data)
-        return data
-
-    def readline(self, size: int = -1, /) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._stream.readline(size)
-        self.remaining -= len(data)
-        return data
-
-    def drain(self, limit: int = 64 * 1024**2) -> bool:
-        """Discard what the handler did not read; False when too much is left (close instead)."""
-        if self.remaining > limit:
-            return False
-        try:
-            while self.remaining > 0:
-                if not self.read(min(self.remaining, 1 << 20)):
-                    return False
-        except OSError:  # the client stalled (idle_timeout) or went away
-            return False
-        return True
-
-
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "xnatsim/" + __version__
@@ -298,7 +260,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 length = int(headers["content-length"])
             except ValueError:
                 length = -1
-        body = _BoundedReader(self.rfile, max(length, 0))
+        body = BoundedReader(self.rfile, max(length, 0))
         matched = app.router.match(method, raw_path)
         route_name = matched[0].name if matched else f"{method} <unmatched>"
         controlled = not raw_path.startswith("/xnatsim/")
@@ -319,9 +281,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise HTTPError(app.controls.fail_status, "Simulated failure (xnatsim fault injection).")
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 spool = tempfile.TemporaryFile(dir=app.store.tmp_dir)  # noqa: SIM115 - closed after the reply
-                length = _dechunk(self.rfile, spool, app.config.max_body, self)
+                length = dechunk(self.rfile, spool, app.config.max_body, self)
                 spool.seek(0)
-                body = _BoundedReader(spool, length)
+                body = BoundedReader(spool, length)
             if length < 0:
                 raise HTTPError(400, "Invalid Content-Length.")
             if length > app.config.max_body:
@@ -411,36 +373,6 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         finally:
             _close_iter(response.body)
-
-
-def _dechunk(stream: BinaryIO | io.BufferedIOBase, out: IO[bytes], limit: int,
-             handler: BaseHTTPRequestHandler) -> int:
-    """Decode a ``Transfer-Encoding: chunked`` body into ``out``; returns its length (413 over ``limit``)."""
-    total = 0
-    while True:
-        line = stream.readline(1024)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            handler.close_connection = True
-            raise HTTPError(400, "Malformed chunked request body.") from exc
-        if size == 0:
-            while stream.readline(1024) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return total
-        total += size
-        if total > limit:
-            handler.close_connection = True
-            raise HTTPError(413, f"Request body too large (> {limit} bytes).")
-        remaining = size
-        while remaining > 0:
-            data = stream.read(min(remaining, 1 << 20))
-            if not data:
-                handler.close_connection = True
-                raise HTTPError(400, "The chunked request body ended early.")
-            out.write(data)
-            remaining -= len(data)
-        stream.readline(1024)  # the CRLF after each chunk
 
 
 def _close_iter(body: Iterator[bytes]) -> None:
