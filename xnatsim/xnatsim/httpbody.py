@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import IO, BinaryIO
 
@@ -18,20 +19,18 @@ class BoundedReader:
         self.remaining = length
 
     def read(self, size: int = -1, /) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._stream.read(size)
-        self.remaining -= len(data)
-        return data
+        return self._take(self._stream.read, size)
 
     def readline(self, size: int = -1, /) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def _take(self, read: Callable[[int], bytes], size: int) -> bytes:
+        """``read(n)`` with ``n`` capped at what is left of the body."""
         if self.remaining <= 0:
             return b""
         if size < 0 or size > self.remaining:
             size = self.remaining
-        data = self._stream.readline(size)
+        data = read(size)
         self.remaining -= len(data)
         return data
 

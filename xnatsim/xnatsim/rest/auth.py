@@ -141,7 +141,7 @@ def show_for(request: Request) -> Response:
 
 @routes.route("GET", "/data/users")
 def users(request: Request) -> Response:
-    rows = [(str(u["id"]), u["login"], u["first_name"], u["last_name"], u["email"], "1" if u["enabled"] else "0")
+    rows = [(str(u.id), u.login, u.first_name, u.last_name, u.email, "1" if u.enabled else "0")
             for u in request.store.list_users()]
     return table_response(request, ("xdat_user_id", "login", "firstname", "lastname", "email", "enabled"), rows,
                           title="Users")
@@ -149,7 +149,7 @@ def users(request: Request) -> Response:
 
 @routes.route("GET", "/xapi/users")
 def xapi_users(request: Request) -> Response:
-    return Response.json([u["login"] for u in request.store.list_users()])
+    return Response.json([u.login for u in request.store.list_users()])
 
 
 @routes.route("POST", "/xapi/users", auth="admin")
@@ -186,9 +186,8 @@ register = routes.register
 
 
 def _profile(request: Request, login: str, status: int = 200) -> Response:
-    for u in request.store.list_users():
-        if u["login"] == login:
-            return Response.json({"id": u["id"], "username": login, "firstName": u["first_name"],
-                                  "lastName": u["last_name"], "email": u["email"], "enabled": bool(u["enabled"]),
-                                  "verified": True, "admin": bool(u["admin"])}, status)
-    raise HTTPError(404, f"User {login} not found.")
+    u = request.store.get_user(login)
+    if u is None:
+        raise HTTPError(404, f"User {login} not found.")
+    return Response.json({"id": u.id, "username": login, "firstName": u.first_name, "lastName": u.last_name,
+                          "email": u.email, "enabled": u.enabled, "verified": True, "admin": u.admin}, status)

@@ -60,6 +60,7 @@ from .models import (
     StagedFile,
     StoreError,
     Subject,
+    User,
     now_text,
 )
 from .store import Store
@@ -67,5 +68,5 @@ from .store import Store
 __all__ = [
     "CATALOG_SUFFIX", "MAX_NAME_BYTES", "ROLES", "BulkLoader", "ConfigEntry", "Experiment", "FieldValues",
     "FileEntry", "Listener", "Parent", "ParentKind", "Project", "Resource", "Role", "Scan", "StagedFile",
-    "Store", "StoreError", "Subject", "check_name", "check_relpath", "md5_file", "now_text",
+    "Store", "StoreError", "Subject", "User", "check_name", "check_relpath", "md5_file", "now_text",
 ]

@@ -11,13 +11,20 @@ from typing import Any
 
 from .base import StoreBase
 from .checks import check_name
-from .models import ROLES, Role, StoreError
+from .models import ROLES, Role, StoreError, User
 
 TOKEN_LIFETIME_MS = 48 * 3600 * 1000
 
 
 def _hash_secret(salt: str, secret: str) -> str:
     return hashlib.sha256((salt + "\x00" + secret).encode("utf-8")).hexdigest()
+
+
+_USER_COLS = "rowid, login, admin, enabled, first_name, last_name, email"
+
+
+def _user(r: tuple[Any, ...]) -> User:
+    return User(int(r[0]), r[1], bool(r[2]), bool(r[3]), r[4] or "", r[5] or "", r[6] or "")
 
 
 def _alive(enabled: int | None, expires: int | None) -> bool:
@@ -55,12 +62,13 @@ class Accounts(StoreBase):
         row = self.db.execute("SELECT admin FROM users WHERE login=?", (login,)).fetchone()
         return bool(row and row[0])
 
-    def list_users(self) -> list[dict[str, Any]]:
-        """Every user: ``id`` (``xdat_user_id``), ``login``, ``admin``, ``enabled``, names, ``email``."""
-        rows = self.db.execute(
-            "SELECT rowid, login, admin, enabled, first_name, last_name, email FROM users ORDER BY login").fetchall()
-        return [dict(zip(("id", "login", "admin", "enabled", "first_name", "last_name", "email"), r, strict=True))
-                for r in rows]
+    def list_users(self) -> list[User]:
+        """Every user, by login."""
+        return [_user(r) for r in self.db.execute(f"SELECT {_USER_COLS} FROM users ORDER BY login")]
+
+    def get_user(self, login: str) -> User | None:
+        row = self.db.execute(f"SELECT {_USER_COLS} FROM users WHERE login=?", (login,)).fetchone()
+        return _user(row) if row else None
 
     def set_role(self, project: str, login: str, role: Role | None) -> None:
         """Make ``login`` an owner/member/collaborator of ``project`` (None removes the role)."""

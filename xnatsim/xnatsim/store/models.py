@@ -32,6 +32,18 @@ def now_text() -> str:
 
 
 @dataclass
+class User:
+    #: ``xdat_user_id``
+    id: int
+    login: str
+    admin: bool
+    enabled: bool
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+
+
+@dataclass
 class Project:
     id: str
     secondary_id: str
