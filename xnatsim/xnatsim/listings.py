@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from xnatsim import fields as F
 from xnatsim import xsitypes as T
 from xnatsim.routing import HTTPError, Request
-from xnatsim.store import Store
+from xnatsim.store import Store, scan_order
 
 #: query parameters that are never filters
 #: SQLite's largest integer (larger limit/offset values mean "all" / "none")
@@ -355,8 +355,7 @@ def _scan_xpath(element: str, path: str, q: Query) -> str | None:
 
 SCANS = Spec("scans sc", ("xnat_imagescandata_id", "ID", "type", "quality", "xsiType", "note", "series_description"),
              _scan_column, _scan_xpath, "'/data/experiments/' || sc.experiment_id || '/scans/' || sc.id", "scan")
-_SCAN_ORDER = ("CASE WHEN sc.id GLOB '[0-9]*' AND sc.id NOT GLOB '*[^0-9]*' THEN 0 ELSE 1 END,"
-               " CAST(sc.id AS INTEGER), sc.id")
+_SCAN_ORDER = scan_order("sc.id")
 
 
 def scans(request: Request, experiment_id: str) -> tuple[list[str], Iterator[tuple[str, ...]]]:

@@ -63,10 +63,11 @@ from .models import (
     User,
     now_text,
 )
+from .rows import scan_order
 from .store import Store
 
 __all__ = [
     "CATALOG_SUFFIX", "MAX_NAME_BYTES", "ROLES", "BulkLoader", "ConfigEntry", "Experiment", "FieldValues",
     "FileEntry", "Listener", "Parent", "ParentKind", "Project", "Resource", "Role", "Scan", "StagedFile",
-    "Store", "StoreError", "Subject", "User", "check_name", "check_relpath", "md5_file", "now_text",
+    "Store", "StoreError", "Subject", "User", "check_name", "check_relpath", "md5_file", "now_text", "scan_order",
 ]

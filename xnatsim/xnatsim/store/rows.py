@@ -16,8 +16,15 @@ EXPERIMENT_SELECT = (
     " LEFT JOIN subjects s ON s.id = e.subject_id"
 )
 SCAN_COLS = "pk, experiment_id, id, xsi_type, fields"
-#: numeric scan IDs in numeric order, then the rest alphabetically
-SCAN_ORDER = "CASE WHEN id GLOB '[0-9]*' AND id NOT GLOB '*[^0-9]*' THEN 0 ELSE 1 END, CAST(id AS INTEGER), id"
+
+
+def scan_order(column: str = "id") -> str:
+    """SQL ``ORDER BY`` terms for XNAT's scan order: numeric IDs numerically, then the rest alphabetically."""
+    return (f"CASE WHEN {column} GLOB '[0-9]*' AND {column} NOT GLOB '*[^0-9]*' THEN 0 ELSE 1 END,"
+            f" CAST({column} AS INTEGER), {column}")
+
+
+SCAN_ORDER = scan_order()
 RESOURCE_COLS = ("id, label, kind, project, subject_id, experiment_id, scan_pk, element_name, format, content,"
                   " description, tags, file_count, file_size, directory")
 FILE_COLS = "resource_id, path, size, md5, format, content, tags"
