@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -67,3 +68,12 @@ def zip_folder(folder: Path, target: Path) -> Path:
             if path.is_file():
                 archive.write(path, path.relative_to(folder).as_posix())
     return target
+
+
+def run_import(out: Path, project: str, *args: str) -> tuple[int, dict[str, Any]]:
+    """``xnatnode nifti-import --project PROJECT --output OUT ARGS``: exit status and the report."""
+    from xnatnode.cli import main
+
+    status = main(["nifti-import", "--project", project, "--output", str(out), *args])
+    path = out / "import-report.json"
+    return status, json.loads(path.read_text()) if path.exists() else {}

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from xnatnode.images import BASE, command_names, image_name
@@ -124,3 +125,21 @@ def image_config() -> Callable[[str], dict[str, object]]:
 def image_labels() -> Callable[[str], dict[str, str]]:
     """``image_labels(image)``: the image's labels."""
     return _image_labels
+
+
+#: Container statuses after which nothing changes.
+TERMINAL = ("Complete", "Failed", "Killed")
+
+
+def wait_for_container(http: Any, url: str, container_id: Any, timeout: float = 300) -> dict[str, Any]:
+    """Poll xnatsim's ``/xapi/containers/ID`` until the container is terminal; its record."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
+        if str(doc.get("status", "")).startswith(TERMINAL):
+            return doc
+        if time.monotonic() > deadline:
+            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
+        time.sleep(0.5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import requests
 from xnatnode.reports import page_problems
 from xnatsim.testing import Api, Server, running_server
 
+from tests.docker.conftest import wait_for_container
 from tests.nifti_batches import bids_batch, write_image, zip_folder
 
 pytestmark = pytest.mark.docker
-TERMINAL = ("Complete", "Failed", "Killed")
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +69,6 @@ def test_docker_run_with_the_batch_mounted(built_images: dict[str, str], server:
     assert not [r for r in server.stats()["routes"] if r.startswith(("PUT", "POST", "DELETE"))]
 
 
-def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
-        if str(doc.get("status", "")).startswith(TERMINAL):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
-        time.sleep(0.5)
-
-
 def _launch(http: requests.Session, server: Server, project: str, wid: Any, root: str, value: str) -> dict[str, Any]:
     url = server.url
     for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/{project}/wrappers/{wid}/enabled"):
@@ -89,7 +77,7 @@ def _launch(http: requests.Session, server: Server, project: str, wid: Any, root
     assert r.status_code == 200, r.text
     launched = r.json()
     assert launched["status"] == "success", launched
-    doc = _wait(http, url, launched["container-id"])
+    doc = wait_for_container(http, url, launched["container-id"])
     logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
     assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
     assert server.password not in logs

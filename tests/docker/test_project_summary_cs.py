@@ -5,28 +5,16 @@ project resource SUMMARY."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
+from tests.docker.conftest import wait_for_container
+
 pytestmark = pytest.mark.docker
 
 KEYS = ("subjects", "sessions", "scans", "resources", "files", "bytes")
-TERMINAL = ("Complete", "Failed", "Killed")
-
-
-def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
-        if str(doc.get("status", "")).startswith(TERMINAL):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
-        time.sleep(0.5)
 
 
 def test_launch_on_a_project_uploads_the_report(built_images: dict[str, str], tmp_path: Path) -> None:
@@ -58,7 +46,7 @@ def test_launch_on_a_project_uploads_the_report(built_images: dict[str, str], tm
         assert r.status_code == 200, r.text
         launched = r.json()
         assert launched["status"] == "success", launched
-        doc = _wait(http, url, launched["container-id"])
+        doc = wait_for_container(http, url, launched["container-id"])
         logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
         assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
         assert "sizes from mount" in logs or "(sizes from mount)" in logs

@@ -6,43 +6,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xnatnode.cli import main
 from xnatnode.reports import page_problems
-from xnatsim.testing import Api, Server, running_server
+from xnatsim.testing import Api, Server
 
-from tests.nifti_batches import bids_batch, write_image, zip_folder
+from tests.nifti_batches import bids_batch, run_import, write_image, zip_folder
 
 WRITES = ("PUT", "POST", "DELETE")
-
-
-@pytest.fixture(scope="module")
-def xnatsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("xnatsim")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api(xnatsim_server: Server) -> Api:
-    return Api(xnatsim_server)
-
-
-@pytest.fixture
-def env(xnatsim_server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
-    monkeypatch.setenv("XNAT_HOST", xnatsim_server.url)
-    monkeypatch.setenv("XNAT_USER", xnatsim_server.user)
-    monkeypatch.setenv("XNAT_PASS", xnatsim_server.password)
-    return xnatsim_server
-
-
-def run_import(out: Path, project: str, *args: str) -> tuple[int, dict[str, Any]]:
-    status = main(["nifti-import", "--project", project, "--output", str(out), *args])
-    report = json.loads((out / "import-report.json").read_text()) if (out / "import-report.json").exists() else {}
-    return status, report
 
 
 def outcomes(report: dict[str, Any]) -> Counter[str]:

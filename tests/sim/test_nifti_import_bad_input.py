@@ -13,7 +13,6 @@ import sys
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,32 +20,7 @@ import pytest
 from xnatnode.cli import main
 from xnatsim.testing import Api, Server, running_server
 
-from tests.nifti_batches import bids_batch, write_image, write_sidecar
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("xnatsim")) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def api(server: Server) -> Api:
-    return Api(server)
-
-
-@pytest.fixture
-def env(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
-    monkeypatch.setenv("XNAT_HOST", server.url)
-    monkeypatch.setenv("XNAT_USER", server.user)
-    monkeypatch.setenv("XNAT_PASS", server.password)
-    return server
-
-
-def run_import(out: Path, project: str, *args: str) -> tuple[int, dict[str, Any]]:
-    status = main(["nifti-import", "--project", project, "--output", str(out), *args])
-    path = out / "import-report.json"
-    return status, json.loads(path.read_text()) if path.exists() else {}
+from tests.nifti_batches import bids_batch, run_import, write_image, write_sidecar
 
 
 def by_source(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
