@@ -117,16 +117,16 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("xnatnode.subscribe")
     handler = setup_logging("INFO")
     attributes = dict(opts.attribute)
-    name = opts.name or f"{opts.wrapper} on archive in {opts.project}"
     try:
         if opts.dry_run:
-            body = subscription_body(name=name, wrapper_id="<wrapper id>", project=opts.project,
+            body = subscription_body(name=opts.name or f"{opts.wrapper} on archive in {opts.project}", wrapper_id="<wrapper id>", project=opts.project,
                                      payload_filter=opts.filter, attributes=attributes,
                                      act_as_event_user=bool(opts.act_as_event_user))
             print(json.dumps(body, indent=2))
             return int(ExitCode.OK)
         with connect_with(settings.connection) as conn:
-            wrapper_id = _find_wrapper(conn, opts.wrapper)
+            wrapper_id, wrapper_name = _find_wrapper(conn, opts.wrapper)
+            name = opts.name or f"{wrapper_name} on archive in {opts.project}"
             if not conn.get_json("/xapi/events/prefs").get("enabled"):
                 _send_json(conn, "PUT", "/xapi/events/prefs", {"enabled": True})
                 log.info("Event Service enabled (it was off)")
@@ -168,11 +168,11 @@ def _send_json(conn: Connection, method: str, path: str, body: object) -> str:
     return response.text
 
 
-def _find_wrapper(conn: Connection, ref: str) -> int:
+def _find_wrapper(conn: Connection, ref: str) -> tuple[int, str]:
     from xnatnode.errors import NotFound
 
     for command in conn.get_json("/xapi/commands"):
         for wrapper in command.get("xnat") or []:
             if str(wrapper.get("id")) == ref or wrapper.get("name") == ref:
-                return int(wrapper["id"])
+                return int(wrapper["id"]), str(wrapper["name"])
     raise NotFound(f"no wrapper {ref!r} in XNAT: add the command first (xnatnode register)")

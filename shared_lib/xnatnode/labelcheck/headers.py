@@ -110,18 +110,54 @@ def read_session_headers(session: SessionRec, folder: str, root: str,
     return out
 
 
+#: Sessions per chunk handed to a worker process, and the fewest sessions worth the processes.
+CHUNK = 64
+PARALLEL_MIN = 256
+
+
+def _read_chunk(items: list[tuple[SessionRec, str]], root: str
+                ) -> tuple[dict[str, list[SeriesHeader]], list[tuple[str, str, str]]]:
+    out: dict[str, list[SeriesHeader]] = {}
+    unreadable: list[tuple[str, str, str]] = []
+    for session, folder in items:
+        headers = read_session_headers(session, folder, root, unreadable)
+        if headers:
+            out[session.id] = headers
+    return out, unreadable
+
+
 def read_headers(input_dir: Path, project_archive: str | None, sessions: Iterable[SessionRec],
                  unreadable: list[tuple[str, str, str]], *,
-                 progress: Callable[[int], None] | None = None) -> dict[str, list[SeriesHeader]]:
-    """Session ID -> first-file headers, for the sessions whose folder is on the mount."""
-    out: dict[str, list[SeriesHeader]] = {}
+                 progress: Callable[[int], None] | None = None,
+                 workers: int | None = None) -> dict[str, list[SeriesHeader]]:
+    """Session ID -> first-file headers, for the sessions whose folder is on the mount.
+
+    Parsing headers is CPU work (about 2 ms a file): a large project is read by ``workers``
+    processes (default: the CPUs), :data:`CHUNK` sessions at a time; a small one, or a machine
+    where processes cannot be started, in this process."""
     root = str(input_dir)
-    for session in sessions:
-        folder = session_folder(root, project_archive, session)
-        if folder is not None:
-            headers = read_session_headers(session, folder, root, unreadable)
-            if headers:
-                out[session.id] = headers
-        if progress is not None:
-            progress(1)
+    found = [(s, f) for s in sessions if (f := session_folder(root, project_archive, s)) is not None]
+    chunks = [found[i : i + CHUNK] for i in range(0, len(found), CHUNK)]
+    workers = workers or os.cpu_count() or 1
+    out: dict[str, list[SeriesHeader]] = {}
+    results: Iterable[tuple[dict[str, list[SeriesHeader]], list[tuple[str, str, str]]]]
+    pool = None
+    if workers > 1 and len(found) >= PARALLEL_MIN:
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)))
+        except (OSError, ImportError, NotImplementedError):
+            pool = None
+    try:
+        results = (pool.map(_read_chunk, chunks, [root] * len(chunks)) if pool is not None
+                   else (_read_chunk(chunk, root) for chunk in chunks))
+        for chunk, (headers, bad) in zip(chunks, results, strict=True):
+            out.update(headers)
+            unreadable.extend(bad)
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out
