@@ -6,7 +6,8 @@ repository names and that carries an ``org.nrg.commands`` label (as ``POST
 the site and the demo project, launches ``project-summary`` on the project through the launch
 route, waits, and prints the container's status, log tail and where the HTML report landed; then,
 when the nifti-import image is there, uploads a BIDS batch and launches ``nifti-import-project``
-(:mod:`xnatsim.cs.demo_nifti`).
+(:mod:`xnatsim.cs.demo_nifti`); when the label-validation image is there, audits the project's
+labels against a convention and shows the on-archive path (:mod:`xnatsim.cs.demo_labels`).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def status_of(record: dict[str, Any]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xnatsim.cs import demo_nifti
+    from xnatsim.cs import demo_labels, demo_nifti
     from xnatsim.cs.cli_common import Client, CLIError
     from xnatsim.cs.cli_launch import launch, show, wait_for
     from xnatsim.seed import DEMO_PROJECT, SeedError
@@ -154,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
         if status_of(record) == 0 and demo_nifti.WRAPPER in wrappers:
             status = demo_nifti.run_step(client, "admin", "admin", DEMO_PROJECT, args.timeout,
                                          lambda r: _report(client, r, data))
+            if status != 0:
+                return status
+        if status_of(record) == 0 and demo_labels.PROJECT_WRAPPER in wrappers:
+            status = demo_labels.run_step(client, DEMO_PROJECT, wrappers, args.timeout,
+                                          lambda r: _report(client, r, data))
             if status != 0:
                 return status
         if tmp is not None and not args.serve:
