@@ -193,8 +193,11 @@ def fill_template(template: str, values: dict[str, str | None]) -> str:
     without a session gives ``{sub}_{modality}``)."""
     text = template
     for name, value in values.items():
-        if value is None:
-            text = re.sub(r"[_\-.]?\{" + name + r"\}|\{" + name + r"\}[_\-.]?", "", text, count=1)
+        if value is None:  # the separator before it, else the one after it, goes with it
+            field_re = r"\{" + name + r"\}"
+            text, found = re.subn(r"[_\-.]" + field_re, "", text, count=1)
+            if not found:
+                text = re.sub(field_re + r"[_\-.]?", "", text, count=1)
     try:
         return text.format(**{k: v for k, v in values.items() if v is not None})
     except (KeyError, IndexError, ValueError) as exc:
