@@ -141,6 +141,41 @@ def event_to_findings(runs: int) -> dict[str, Any]:
         return {"times": times, "requests": requests_per_session}
 
 
+# --------------------------------------------------------------------------- start-up
+
+#: Run inside the image: medians of 10 runs of each command line, process only (no Docker).
+_STARTUP_PROBE = """
+import statistics, subprocess, time
+def med(cmd):
+    out = []
+    for _ in range(11):
+        t0 = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True); out.append(time.perf_counter() - t0)
+    return statistics.median(out[1:])
+print(med(["xnatnode", "--version"]), med(["python3", "-c", "pass"]))
+"""
+
+
+def startup(runs: int) -> dict[str, float]:
+    """``--version`` against a bare ``python3 -c pass`` in the same image: with ``docker run``
+    (as XNAT starts a container) and as processes inside one container."""
+    base = ["docker", "run", "--rm", "--user", "4242:4242", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
+
+    def docker_median(args: list[str]) -> float:
+        out = []
+        for _ in range(runs + 1):
+            t0 = time.perf_counter()
+            subprocess.run([*base, *args], check=True, capture_output=True, timeout=120)
+            out.append(time.perf_counter() - t0)
+        return statistics.median(out[1:])
+
+    version = docker_median([IMAGE, "--version"])
+    bare = docker_median(["--entrypoint", "python3", IMAGE, "-c", "pass"])
+    probe = subprocess.run([*base, "--entrypoint", "python3", IMAGE, "-c", _STARTUP_PROBE], check=True,
+                           capture_output=True, text=True, timeout=300).stdout.split()
+    return {"docker_version": version, "docker_pass": bare, "process_version": float(probe[0]),
+            "process_pass": float(probe[1])}
+
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -265,6 +300,21 @@ def write(path: Path, event: dict[str, Any] | None, result: dict[str, Any] | Non
             f"| REST requests per session (findings.json `source.requests`) | {sorted(set(event['requests']))} |",
             "",
         ]
+        st = event.get("startup")
+        if st:
+            lines += [
+                "## Start-up: `xnatnode --version` against a bare `python3 -c pass` in the same image",
+                "",
+                "(target: within 1.5 times; medians of 10 after one warm-up; `--user 4242:4242 --read-only`)",
+                "",
+                "| | `--version` | `python3 -c pass` | ratio |",
+                "|---|---|---|---|",
+                f"| `docker run` | {st['docker_version']:.3f} s | {st['docker_pass']:.3f} s | "
+                f"{st['docker_version'] / st['docker_pass']:.2f} |",
+                f"| process inside one container | {st['process_version']:.3f} s | {st['process_pass']:.3f} s | "
+                f"{st['process_version'] / st['process_pass']:.2f} |",
+                "",
+            ]
     if result is not None:
         walk = result["walk"]
         per = walk["wall"] / max(walk["sessions"], 1)
@@ -314,6 +364,7 @@ def main() -> int:
     saved = json.loads(saved_path.read_text("utf-8")) if saved_path.exists() else {}
     if not args.skip_event:
         saved["event"] = event_to_findings(args.runs)
+        saved["event"]["startup"] = startup(args.runs)
         print(json.dumps(saved["event"]), flush=True)
     if not args.skip_audit:
         import tempfile

@@ -114,7 +114,8 @@ class Subscription:
         key = body.get("action-key") or ""
         if not isinstance(key, str) or not key.startswith(ACTION_PREFIX) or not key[len(ACTION_PREFIX):].isdigit():
             raise SubscriptionError(f'Unknown action-key "{key}".')
-        attributes = body.get("attributes") or {}
+        attributes = body.get("attributes")
+        attributes = {} if attributes is None else attributes
         if not isinstance(attributes, dict):
             raise SubscriptionError("attributes must be a JSON object of name → value.")
         return cls(name=name, action_key=key, event_filter=EventFilter.from_doc(body.get("event-filter") or {}),
