@@ -51,11 +51,25 @@ def _text(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
+#: The last tag read: StudyInstanceUID (0020,000D); a file is parsed no further (tags come in
+#: ascending order), so the large private groups after it (a Siemens CSA header in (0029,xxxx),
+#: overlays, pixel data) are never read.
+LAST_TAG = 0x0020000D
+
+
+def _past_last_tag(tag: int, vr: str | None, length: int) -> bool:
+    return tag > LAST_TAG
+
+
 def read_first_header(scan_dir: str) -> tuple[str, dict[str, str]] | tuple[str, str] | None:
     """(file, fields) of the first readable DICOM file under a scan folder, (file, reason) when
-    none of the first :data:`MAX_TRIES` files reads, ``None`` when the scan has no files."""
-    from pydicom import dcmread
+    none of the first :data:`MAX_TRIES` files reads, ``None`` when the scan has no files.
+
+    pydicom's ``read_partial`` with a stop condition: its documented use when reading should stop
+    somewhere other than at the pixel data."""
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
+    from pydicom.tag import Tag
 
     resources = _dirs(scan_dir)
     ordered = [r for name in DICOM_RESOURCES for r in resources if r.name == name]
@@ -64,13 +78,15 @@ def read_first_header(scan_dir: str) -> tuple[str, dict[str, str]] | tuple[str, 
     for res in ordered:
         for entry in _files(res.path):
             try:
-                ds = dcmread(entry.path, stop_before_pixels=True, specific_tags=list(TAGS))
-            except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+                with open(entry.path, "rb") as fh:
+                    ds = read_partial(fh, stop_when=_past_last_tag, specific_tags=[Tag(t) for t in TAGS])
+                    fields = {tag: _text(ds.get(tag)) for tag in TAGS}
+            except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
                 tried.append((entry.path, f"{type(exc).__name__}: {exc}"[:200]))
                 if len(tried) >= MAX_TRIES:
                     return tried[0]
                 continue
-            return entry.path, {tag: _text(ds.get(tag)) for tag in TAGS}
+            return entry.path, fields
     return tried[0] if tried else None
 
 
