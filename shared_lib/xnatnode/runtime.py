@@ -246,7 +246,7 @@ class Run:
             raise Terminated
 
         def on_alarm(signum: int, frame: FrameType | None) -> None:
-            raise self.deadline.error("working")
+            raise self.deadline.error(f"{self.command} was still at work")
 
         self._saved_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
         if self.deadline.seconds is not None:

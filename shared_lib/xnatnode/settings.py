@@ -59,7 +59,7 @@ ENV_RETRIES = "XNATNODE_RETRIES"
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_TIMEOUT = 30.0
-DEFAULT_RETRIES = 3
+DEFAULT_RETRIES = 5
 #: Six hours: far beyond a healthy run of the largest project, short of a forgotten job.
 DEFAULT_DEADLINE = 6 * 3600.0
 DEFAULT_BACKOFF = 0.5

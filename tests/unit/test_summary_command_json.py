@@ -14,6 +14,7 @@ import pytest
 from xnatnode import __version__
 from xnatnode.cli import build_parser
 from xnatnode.images import image_name
+from xnatnode.settings import DEFAULT_RETRIES
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_JSON = REPO / "command-json" / "project-summary.json"
@@ -73,7 +74,7 @@ def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
     """The command line with every input at its default (project filled in) is accepted."""
     args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))
     assert (args.command, args.project, args.sizes, args.workers) == ("project-summary", "PRJ", "auto", 8)
-    assert args.retries == 3
+    assert args.retries == DEFAULT_RETRIES
     assert (str(args.input), str(args.output)) == ("/input", "/output")
 
 
