@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "subscribe",
     "images",
     "register",
+    "dicom_upload",
 )
 
 

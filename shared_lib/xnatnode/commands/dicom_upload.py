@@ -1,0 +1,142 @@
+"""``xnatnode dicom-upload``: sessions listed in a CSV, sent into XNAT by C-STORE or the import
+service, verified in the archive, resumable (see :mod:`xnatnode.upload`).
+
+Writes ``upload-report.json``/``.csv``/``.html`` and the resume state ``upload-state.json`` to
+the output folder. Exit 0 when every row is verified (or, with ``--dry-run``, could be sent),
+6 (PARTIAL) otherwise, 3 when the DICOM receiver does not answer C-ECHO.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from xnatnode.settings import (
+    add_connection_arguments,
+    add_runtime_arguments,
+    flag,
+    int_in_range,
+    load_settings,
+    positive_float,
+)
+
+NAME = "dicom-upload"
+HELP = "Send DICOM sessions listed in a CSV into XNAT (C-STORE or import service), verify and report them."
+DEFAULT_DICOM_PORT = 8104
+
+
+@dataclass(frozen=True)
+class Options:
+    """dicom-upload's own flags."""
+
+    csv: Path
+    source_root: Path | None
+    via: str
+    dicom_host: str | None
+    dicom_port: int
+    called_ae: str
+    calling_ae: str
+    workers: int
+    verify_timeout: float
+    dry_run: bool
+    overwrite: str
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "--csv", required=True, type=Path, metavar="MAP.csv",
+         help="CSV with columns source, project, subject, session [modality, date, notes]; a relative "
+              "path is also looked for under the source root")
+    flag(parser, "--source-root", type=Path, metavar="DIR",
+         help="folder the CSV's sources are relative to (default: --input)")
+    flag(parser, "--via", choices=("cstore", "import"), default="cstore",
+         help="C-STORE to XNAT's DICOM receiver, or the REST import service")
+    flag(parser, "--dicom-host", metavar="H", help="DICOM receiver host (default: the XNAT host)")
+    flag(parser, "--dicom-port", type=int_in_range(1, 65535), default=DEFAULT_DICOM_PORT, metavar="PORT",
+         help="DICOM receiver port")
+    flag(parser, "--called-ae", default="XNAT", metavar="AE", help="the receiver's AE title")
+    flag(parser, "--calling-ae", default="XNATNODE", metavar="AE", help="our AE title")
+    flag(parser, "--workers", type=int_in_range(1, 16), default=4, metavar="N",
+         help="C-STORE associations in parallel")
+    flag(parser, "--verify-timeout", type=positive_float, default=900.0, metavar="S",
+         help="seconds to wait for sessions to reach the archive (XNAT builds a C-STORE session "
+              "after 5 idle minutes)")
+    flag(parser, "--dry-run", action="store_true", default=False, help="read and check everything, send nothing")
+    flag(parser, "--overwrite", choices=("append", "none"), default="append",
+         help="add missing scans to an existing session (append) or refuse (none)")
+    add_connection_arguments(parser)
+    add_runtime_arguments(parser)
+
+
+def _csv_path(csv: Path, root: Path) -> Path:
+    if not csv.is_absolute() and not csv.exists() and (root / csv).exists():
+        return root / csv
+    return csv
+
+
+def run(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from xnatnode import uploadreport
+    from xnatnode.cstore import ReceiverUnreachable, Target, echo
+    from xnatnode.runtime import ExitCode, Run, UsageError
+    from xnatnode.upload import Plan, Uploader
+    from xnatnode.uploadmap import STATE_FILE, MapError, State, read_map
+
+    settings = load_settings(args, Options)
+    opts = settings.command
+    with Run(NAME, settings) as run:
+        root = Path(opts.source_root or run.input_dir)
+        if not root.is_dir():
+            raise UsageError(f"source root {root} is not a folder (pass --source-root or mount --input)")
+        try:
+            rows, bad = read_map(_csv_path(opts.csv, root))
+            state = State(run.output_dir / STATE_FILE)
+        except MapError as exc:
+            raise UsageError(str(exc)) from None
+        run.log.info("%d rows in %s (%d unusable)", len(rows) + len(bad), opts.csv, len(bad))
+        with run.connect() as conn:
+            target = Target(opts.dicom_host or urlsplit(conn.host).hostname or "127.0.0.1", opts.dicom_port,
+                            opts.called_ae, opts.calling_ae)
+            options = Plan(root, opts.via, target, opts.workers, opts.verify_timeout, opts.dry_run,
+                              opts.overwrite)
+            uploader = Uploader(conn, options, state, log=run.log, progress=run.progress)
+            results = uploader.preflight(rows, bad)
+            for r in results:
+                if r.outcome in ("bad-row", "conflict"):
+                    run.log.warning("line %d (%s): %s: %s", r.row.line, r.row.source, r.outcome, r.reason)
+            exit_code = ExitCode.OK
+            if opts.dry_run:
+                for r in results:
+                    if not r.outcome:
+                        r.outcome, r.reason = "planned", f"{len(r.to_send)} of {r.found} objects to send"
+                    run.log.info("line %d %s -> %s/%s/%s: %s (%s); %d objects in %d series, %d other files",
+                                 r.row.line, r.row.source, r.row.project, r.row.subject, r.row.session,
+                                 r.outcome, r.reason, r.found, len(r.series), len(r.skipped_files))
+                ok = all(r.outcome in ("planned", "verified") for r in results)
+            else:
+                sendable = [r for r in results if not r.outcome and r.to_send]
+                if sendable and opts.via == "cstore":
+                    try:
+                        echo(target)
+                    except ReceiverUnreachable as exc:
+                        run.log.error("%s", exc)
+                        for r in sendable:
+                            r.outcome, r.reason = "not-sent", str(exc)
+                        exit_code = ExitCode.UNREACHABLE
+                uploader.send_all(results)
+                uploader.verify_all(results)
+                ok = all(r.outcome == "verified" for r in results)
+            shown = {"via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
+                        "workers": opts.workers, "verify_timeout_s": opts.verify_timeout,
+                        "receiver": f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""}
+            report = uploadreport.build(results, shown)
+            paths = uploadreport.write_all(report, run.output_dir)
+            run.record["totals"] = report["totals"]
+            run.record["files_written"] = [p.name for p in paths]
+            run.log.info("%d of %d rows verified; wrote %s", report["totals"]["verified"], len(results),
+                         ", ".join(p.name for p in paths))
+            if exit_code == ExitCode.OK and not ok:
+                exit_code = ExitCode.PARTIAL
+            run.exit_code = exit_code
+    return int(run.exit_code)

@@ -1,0 +1,202 @@
+"""Sending DICOM objects to XNAT's receiver by C-STORE (pynetdicom).
+
+How (``shared/reference/dicom-upload.md`` §5, §8):
+
+* :func:`echo` first (C-ECHO), so an unreachable or misnamed receiver is one clear message;
+* objects go in batches, one association per batch, at most ``workers`` associations at once;
+  each association proposes the presentation contexts its batch needs (SOP class + the transfer
+  syntax of the file), at most 128, never a fixed list;
+* routing by XNAT's documented rule: ``Project: P Subject: S Session: E`` is set in
+  (0010,4000) PatientComments of each dataset in memory, as it is sent (source files are never
+  written);
+* the DIMSE status of every object is kept: 0x0000 and the warnings 0xB000/0xB006/0xB007 are
+  stored; 0xA7xx (out of resources), a missing answer or a dropped association are transient and
+  retried with back-off (a new association); other failures, and objects whose context the
+  receiver did not accept, are refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from xnatnode.dicom import DicomObject, SourceScan, routing_comment
+
+MAX_CONTEXTS = 128
+WARNINGS = {0xB000, 0xB006, 0xB007}
+DEFAULT_BATCH = 500
+DEFAULT_ATTEMPTS = 4
+
+
+class ReceiverUnreachable(Exception):
+    """The receiver did not accept an association or answer C-ECHO."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where objects go and how the association is named."""
+
+    host: str
+    port: int
+    called_ae: str = "XNAT"
+    calling_ae: str = "XNATNODE"
+    timeout: float = 30.0
+
+
+@dataclass
+class Outcome:
+    """What happened to one object."""
+
+    sop_uid: str
+    status: int  # DIMSE status, -1 when none arrived
+    stored: bool
+    reason: str = ""
+
+
+def _ae(target: Target) -> Any:
+    import logging
+
+    from pynetdicom import AE
+
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per message otherwise
+
+    ae = AE(ae_title=target.calling_ae)
+    ae.acse_timeout = target.timeout
+    ae.dimse_timeout = target.timeout
+    ae.network_timeout = target.timeout
+    return ae
+
+
+def echo(target: Target) -> None:
+    """C-ECHO the receiver; :class:`ReceiverUnreachable` with the reason when it does not answer."""
+    ae = _ae(target)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate(target.host, target.port, ae_title=target.called_ae)
+    if not assoc.is_established:
+        why = "rejected the association (wrong called AE title?)" if assoc.is_rejected else "did not answer"
+        raise ReceiverUnreachable(f"DICOM receiver {target.called_ae}@{target.host}:{target.port} {why}")
+    try:
+        status = assoc.send_c_echo()
+        if not status or int(status.Status) != 0:
+            raise ReceiverUnreachable(f"DICOM receiver {target.called_ae}@{target.host}:{target.port} "
+                                      "did not answer C-ECHO")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def batches(objects: Sequence[DicomObject], size: int) -> list[list[DicomObject]]:
+    """Objects in batches of at most ``size`` whose (SOP class, transfer syntax) pairs fit 128 contexts."""
+    out: list[list[DicomObject]] = []
+    current: list[DicomObject] = []
+    pairs: set[tuple[str, str]] = set()
+    for obj in objects:
+        pair = (obj.sop_class, obj.transfer_syntax)
+        if current and (len(current) >= size or (pair not in pairs and len(pairs) >= MAX_CONTEXTS)):
+            out.append(current)
+            current, pairs = [], set()
+        current.append(obj)
+        pairs.add(pair)
+    if current:
+        out.append(current)
+    return out
+
+
+class Sender:
+    """Sends the objects of one source to a receiver, routed to one session."""
+
+    def __init__(self, target: Target, *, workers: int = 1, batch_size: int = DEFAULT_BATCH,
+                 attempts: int = DEFAULT_ATTEMPTS, backoff: float = 0.5,
+                 on_result: Callable[[Outcome, DicomObject], None] | None = None) -> None:
+        self.target = target
+        self.workers = max(1, workers)
+        self.batch_size = max(1, batch_size)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.on_result = on_result
+        self._lock = threading.Lock()
+
+    def send(self, scan: SourceScan, objects: Iterable[DicomObject], labels: tuple[str, str, str]) -> list[Outcome]:
+        """Send ``objects`` of ``scan`` routed to ``labels`` (project, subject, session)."""
+        comment = routing_comment(*labels)
+        work = batches(list(objects), self.batch_size)
+        results: list[Outcome] = []
+        with scan.opened() as opener:
+            if self.workers == 1 or len(work) == 1:
+                for batch in work:
+                    results += self._send_batch(opener, batch, comment)
+            else:
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="cstore") as pool:
+                    for part in pool.map(lambda b: self._send_batch(opener, b, comment), work):
+                        results += part
+        return results
+
+    def _report(self, outcome: Outcome, obj: DicomObject) -> Outcome:
+        if self.on_result is not None:
+            with self._lock:
+                self.on_result(outcome, obj)
+        return outcome
+
+    def _send_batch(self, opener: Any, batch: list[DicomObject], comment: str) -> list[Outcome]:
+        done: list[Outcome] = []
+        pending = list(batch)
+        attempt = 0
+        while pending:
+            retry, finished = self._one_association(opener, pending, comment)
+            done += finished
+            if not retry:
+                break
+            attempt += 1
+            if attempt >= self.attempts:
+                done += [self._report(Outcome(o.sop_uid, -1, False, f"no answer after {attempt} attempts"), o)
+                         for o in retry]
+                break
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+            pending = retry
+        return done
+
+    def _one_association(self, opener: Any, batch: list[DicomObject],
+                         comment: str) -> tuple[list[DicomObject], list[Outcome]]:
+        """Send a batch over one association: (objects to retry, outcomes of the others)."""
+        import pydicom
+
+        ae = _ae(self.target)
+        for pair in sorted({(o.sop_class, o.transfer_syntax) for o in batch}):
+            ae.add_requested_context(pair[0], pair[1] or "1.2.840.10008.1.2.1")
+        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.called_ae)
+        if not assoc.is_established:
+            return batch, []
+        finished: list[Outcome] = []
+        try:
+            for index, obj in enumerate(batch):
+                if not assoc.is_established:
+                    return batch[index:], finished
+                with opener.open(obj.name) as stream:
+                    ds = pydicom.dcmread(stream)
+                ds.PatientComments = comment
+                try:
+                    status = assoc.send_c_store(ds)
+                except ValueError as exc:  # no accepted presentation context for this object
+                    finished.append(self._report(Outcome(obj.sop_uid, -1, False, f"refused: {exc}"), obj))
+                    continue
+                except (RuntimeError, OSError):
+                    return batch[index:], finished
+                if not status:
+                    return batch[index:], finished
+                code = int(status.Status)
+                if code == 0 or code in WARNINGS:
+                    finished.append(self._report(Outcome(obj.sop_uid, code, True), obj))
+                elif 0xA700 <= code <= 0xA7FF:
+                    return batch[index:], finished
+                else:
+                    comment_text = str(getattr(status, "ErrorComment", "") or "")
+                    reason = f"refused with status 0x{code:04X}" + (f": {comment_text}" if comment_text else "")
+                    finished.append(self._report(Outcome(obj.sop_uid, code, False, reason), obj))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return [], finished
