@@ -2,7 +2,7 @@
 
 ``upload-report.json`` (schema ``xnatnode/dicom-upload-report``, version :data:`SCHEMA_VERSION`)::
 
-    {"schema": "xnatnode/dicom-upload-report", "schema_version": 1,
+    {"schema_version": "1.0", "schema": "xnatnode/dicom-upload-report",
      "generated": ISO time, "generator": "xnatnode <v> dicom-upload",
      "settings": {"via", "dry_run", "overwrite", "workers", "verify_timeout_s", "receiver"},
      "totals": {"rows", "verified", "objects_found", "objects_sent", "objects_refused",
@@ -21,42 +21,66 @@ Outcomes: ``verified`` (in the archive, every scan with the expected files), ``p
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xnatnode import __version__
 from xnatnode.upload import RowResult
 
+if TYPE_CHECKING:
+    from xnatnode.reports import Level
+    from xnatnode.runtime import Run
+
 SCHEMA = "xnatnode/dicom-upload-report"
-SCHEMA_VERSION = 1
-JSON_NAME = "upload-report.json"
-CSV_NAME = "upload-report.csv"
-HTML_NAME = "upload-report.html"
-CSV_COLUMNS = ("line", "source", "project", "subject", "session", "study_instance_uid", "outcome", "reason",
-               "objects_found", "objects_sent", "objects_refused", "objects_archived", "seconds", "mb_per_s")
+SCHEMA_VERSION = "1.0"
+STEM = "upload-report"
+OUTCOME_LEVELS: dict[str, Level] = {"verified": "ok", "planned": "info", "incomplete": "warning", "prearchived": "warning",
+                  "unverified": "warning", "conflict": "error", "refused": "error", "bad-row": "error",
+                  "not-sent": "error"}
+
+
+@dataclass(slots=True)
+class ReportRow:
+    """One line of ``upload-report.csv`` (the scalar part of a JSON row)."""
+
+    line: int
+    source: str
+    project: str
+    subject: str
+    session: str
+    study_instance_uid: str
+    outcome: str
+    reason: str
+    objects_found: int
+    objects_sent: int
+    objects_refused: int
+    objects_archived: int
+    seconds: float
+    mb_per_s: float
+
+
+def report_row(r: RowResult) -> ReportRow:
+    return ReportRow(r.row.line, r.row.source, r.row.project, r.row.subject, r.row.session, r.study_uid,
+                     r.outcome, r.reason, r.found, r.sent, r.refused, r.archived, r.seconds, r.mb_per_s)
 
 
 def row_data(r: RowResult) -> dict[str, Any]:
-    return {
-        "line": r.row.line, "source": r.row.source, "project": r.row.project, "subject": r.row.subject,
-        "session": r.row.session, "study_instance_uid": r.study_uid, "outcome": r.outcome, "reason": r.reason,
-        "objects_found": r.found, "objects_sent": r.sent, "objects_refused": r.refused,
-        "objects_archived": r.archived, "seconds": r.seconds, "mb_per_s": r.mb_per_s,
-        "modalities": r.modalities, "series": r.series, "expected_files_per_scan": r.expected,
-        "archived_files_per_scan": r.in_archive, "sop_classes": r.sop_classes,
-        "transfer_syntaxes": r.transfer_syntaxes, "skipped_files": r.skipped_files,
-        "refused_objects": r.refusals, "studies": r.studies,
-    }
+    from dataclasses import asdict
+
+    return {**asdict(report_row(r)),
+            "modalities": r.modalities, "studies": r.studies, "series": r.series,
+            "expected_files_per_scan": r.expected, "archived_files_per_scan": r.in_archive,
+            "sop_classes": r.sop_classes, "transfer_syntaxes": r.transfer_syntaxes,
+            "skipped_files": r.skipped_files, "refused_objects": r.refusals}
 
 
 def build(results: list[RowResult], settings: dict[str, Any]) -> dict[str, Any]:
-    rows = [row_data(r) for r in results]
+    """The JSON document (see module docstring)."""
     totals = {
-        "rows": len(rows),
+        "rows": len(results),
         "verified": sum(1 for r in results if r.outcome == "verified"),
         "objects_found": sum(r.found for r in results),
         "objects_sent": sum(r.sent for r in results),
@@ -67,64 +91,83 @@ def build(results: list[RowResult], settings: dict[str, Any]) -> dict[str, Any]:
         "outcomes": dict(Counter(r.outcome for r in results)),
     }
     return {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION, "schema": SCHEMA,
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "generator": f"xnatnode {__version__} dicom-upload", "settings": settings, "totals": totals, "rows": rows,
+        "generator": f"xnatnode {__version__} dicom-upload", "settings": settings, "totals": totals,
+        "rows": [row_data(r) for r in results],
     }
 
 
-def _write_text(path: Path, text: str) -> Path:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-    return path
+def write_all(document: dict[str, Any], results: list[RowResult], out_dir: Path, run: Run | None = None) -> list[Path]:
+    """``upload-report.json``/``.csv``/``.html`` in ``out_dir``; returns their paths."""
+    from xnatnode.reports import write_report
+
+    return write_report(out_dir, STEM, document=document, rows=[report_row(r) for r in results],
+                        fields=ReportRow, page=page(document, results, run))
 
 
-def write_all(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write the three report files (each atomically); returns their paths."""
-    import io
+def page(document: dict[str, Any], results: list[RowResult], run: Run | None = None) -> Any:
+    """The HTML page: verdict, totals, outcomes chart, the rows, skipped and refused files."""
+    from xnatnode.reports import (
+        Chart,
+        Column,
+        Items,
+        Link,
+        Page,
+        RunRecord,
+        Section,
+        Table,
+        Total,
+        Verdict,
+        human_bytes,
+    )
 
-    paths = [_write_text(out_dir / JSON_NAME, json.dumps(report, indent=2) + "\n")]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(report["rows"])
-    paths.append(_write_text(out_dir / CSV_NAME, buffer.getvalue()))
-    paths.append(_write_text(out_dir / HTML_NAME, render_html(report)))
-    return paths
-
-
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained page: totals, then one table row per CSV row (details in ``<details>``)."""
-    from html import escape
-
-    totals = report["totals"]
-    outcome_text = ", ".join(f"{k}: {v}" for k, v in sorted(totals["outcomes"].items()))
-    head = ("<tr>" + "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in CSV_COLUMNS if c != "reason")
-            + "<th>reason</th></tr>")
-    body = []
-    for row in report["rows"]:
-        cells = "".join(f"<td>{escape(str(row[c]))}</td>" for c in CSV_COLUMNS if c != "reason")
-        details = ""
-        if row["skipped_files"] or row["refused_objects"]:
-            items = [f"<li>{escape(s['file'])}: {escape(s['reason'])}</li>" for s in row["skipped_files"]]
-            items += [f"<li>{escape(s['file'])} {escape(s['status'])}: {escape(s['reason'])}</li>"
-                      for s in row["refused_objects"]]
-            details = f"<details><summary>{len(items)} file(s)</summary><ul>{''.join(items)}</ul></details>"
-        body.append(f'<tr class="{escape(row["outcome"])}">{cells}<td>{escape(row["reason"])}{details}</td></tr>')
-    settings = ", ".join(f"{k}={v}" for k, v in report["settings"].items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>dicom-upload report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}}
-tr.verified td:nth-child(7){{color:#1a7f37}}tr.conflict td:nth-child(7),tr.bad-row td:nth-child(7){{color:#b42318}}
-</style></head><body>
-<h1>dicom-upload report</h1>
-<p>{escape(report["generator"])}, {escape(report["generated"])}; {escape(settings)}</p>
-<p><strong>{totals["verified"]} of {totals["rows"]} rows verified</strong> ({escape(outcome_text)});
-objects found {totals["objects_found"]}, sent {totals["objects_sent"]}, refused {totals["objects_refused"]},
-archived {totals["objects_archived"]}.</p>
-<table><thead>{head}</thead><tbody>
-{"".join(body)}
-</tbody></table></body></html>
-"""
+    totals = document["totals"]
+    settings = document["settings"]
+    rows = [report_row(r) for r in results]
+    bad = totals["rows"] - totals["verified"]
+    if settings.get("dry_run"):
+        verdict = Verdict("info", "Dry run: nothing was sent",
+                          f"{totals['outcomes'].get('planned', 0)} of {totals['rows']} rows can be sent.")
+    elif bad == 0:
+        verdict = Verdict("ok", f"All {totals['rows']} rows verified in the archive")
+    else:
+        verdict = Verdict("error", f"{bad} of {totals['rows']} rows not verified",
+                          "See the reason of each row; a re-run sends only what is missing.")
+    skipped = [f"{r.row.source}/{f['file']}: {f['reason']}" for r in results for f in r.skipped_files]
+    refused = [f"{r.row.source}/{f['file']} {f['status']}: {f['reason']}" for r in results for f in r.refusals]
+    via = settings.get("via", "")
+    parts: list[Any] = [
+        Section("Outcomes", [Chart.bars("Rows by outcome", sorted(
+            ((k, float(v)) for k, v in totals["outcomes"].items()), key=lambda kv: -kv[1]))], id="outcomes"),
+        Section("Rows", [Table(
+            [Column("Line", "line", numeric=True), Column("Source", "source", wrap=True),
+             Column("Project", "project"), Column("Subject", "subject"), Column("Session", "session"),
+             Column("Outcome", "outcome", levels=OUTCOME_LEVELS), Column("Reason", "reason", wrap=True),
+             Column("Found", "objects_found", numeric=True), Column("Sent", "objects_sent", numeric=True),
+             Column("Refused", "objects_refused", numeric=True),
+             Column("Archived", "objects_archived", numeric=True),
+             Column("Seconds", "seconds", numeric=True), Column("MB/s", "mb_per_s", numeric=True)],
+            rows, csv=f"{STEM}.csv", empty="No rows in the CSV.")], id="rows"),
+    ]
+    if skipped:
+        parts.append(Section("Files not sent", [Items("Not DICOM, truncated or unreadable", skipped)],
+                             collapsible=True, badge=f"{len(skipped)} files", badge_level="warning"))
+    if refused:
+        parts.append(Section("Objects refused by the receiver", [Items("DIMSE status and reason", refused)],
+                             collapsible=True, badge=f"{len(refused)} objects", badge_level="error"))
+    return Page(
+        title="dicom-upload",
+        heading="DICOM upload",
+        subtitle=f"{document['generated']} · via {via}" + (f" · {settings['receiver']}" if settings.get("receiver")
+                                                           else ""),
+        verdict=verdict,
+        totals=[Total("Rows", totals["rows"]), Total("Verified", totals["verified"], level="ok"),
+                Total("Objects found", totals["objects_found"]), Total("Sent", totals["objects_sent"]),
+                Total("Refused", totals["objects_refused"], level="error" if totals["objects_refused"] else None),
+                Total("Archived", totals["objects_archived"]), Total("Bytes sent", totals["bytes_sent"],
+                                                                     fmt=human_bytes)],
+        parts=parts,
+        run=RunRecord.from_run(run) if run is not None else None,
+        footer=[Link(f"{STEM}.csv"), Link(f"{STEM}.json")],
+    )

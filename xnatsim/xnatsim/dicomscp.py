@@ -106,11 +106,13 @@ def new_receiver(values: dict[str, Any], receiver_id: int) -> dict[str, Any]:
 @dataclass
 class Faults:
     """Test faults of a receiver: abort after ``abort_after`` objects of an association; answer
-    ``refuse_status`` for every ``refuse_every``-th object (0 = never)."""
+    ``refuse_status`` for every ``refuse_every``-th object; take ``delay_ms`` per object (0 = off)."""
 
     abort_after: int = 0
     refuse_every: int = 0
     refuse_status: int = 0xA700
+    #: milliseconds each C-STORE takes at least (a slow receiver)
+    delay_ms: int = 0
 
 
 def _echo(event: Any) -> int:
@@ -157,6 +159,8 @@ class Receiver:
             return 0xA700
         if faults.refuse_every and total % faults.refuse_every == 0:
             return faults.refuse_status
+        if faults.delay_ms:
+            time.sleep(faults.delay_ms / 1000)
         store = self.service.store
         target = Path(store.tmp_dir) / f"cstore-{uuid.uuid4().hex}.dcm"
         try:

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     from xnatnode import uploadreport
+    from xnatnode.credentials import launched_by_xnat
     from xnatnode.cstore import ReceiverUnreachable, Target, echo
     from xnatnode.runtime import ExitCode, Run, UsageError
     from xnatnode.upload import Plan, Uploader
@@ -95,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         except MapError as exc:
             raise UsageError(str(exc)) from None
         run.log.info("%d rows in %s (%d unusable)", len(rows) + len(bad), opts.csv, len(bad))
+        if opts.dicom_host and launched_by_xnat():
+            # a launch value must not send the archive's data anywhere but the XNAT that launched it
+            raise UsageError("--dicom-host is refused in a Container Service job: the receiver is XNAT_HOST's")
         with run.connect() as conn:
             target = Target(opts.dicom_host or urlsplit(conn.host).hostname or "127.0.0.1", opts.dicom_port,
                             opts.called_ae, opts.calling_ae)
@@ -127,11 +131,12 @@ def run(args: argparse.Namespace) -> int:
                 uploader.send_all(results)
                 uploader.verify_all(results)
                 ok = all(r.outcome == "verified" for r in results)
+            receiver = f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""
             shown = {"via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
-                        "workers": opts.workers, "verify_timeout_s": opts.verify_timeout,
-                        "receiver": f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""}
+                     "workers": opts.workers, "verify_timeout_s": opts.verify_timeout, "receiver": receiver}
             report = uploadreport.build(results, shown)
-            paths = uploadreport.write_all(report, run.output_dir)
+            run.exit_code = exit_code if exit_code != ExitCode.OK or ok else ExitCode.PARTIAL
+            paths = uploadreport.write_all(report, results, run.output_dir, run)
             run.record["totals"] = report["totals"]
             run.record["files_written"] = [p.name for p in paths]
             run.log.info("%d of %d rows verified; wrote %s", report["totals"]["verified"], len(results),
