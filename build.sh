@@ -360,6 +360,8 @@ install_missing() {
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+    # dcmtk: storescu/echoscu, the DICOM clients the receiver and dicom-upload are checked with
+    command -v storescu >/dev/null 2>&1 || missing+=(dcmtk)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     if ((${#missing[@]} > 0)); then
         say "installing ${missing[*]}"

@@ -1,0 +1,126 @@
+"""dicom-upload in its image: ``docker run`` next to the deep storage (C-STORE into xnatsim's
+receiver), and a Container Service launch on a project whose DICOM_UPLOAD resource holds the
+batch (zips plus the CSV), report uploaded as DICOM_UPLOAD_REPORT."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.docker
+
+TERMINAL = ("Complete", "Failed", "Killed")
+SIM_TESTS = Path(__file__).resolve().parents[1] / "sim"
+
+
+def _data() -> Any:
+    import sys
+
+    sys.path.insert(0, str(SIM_TESTS))
+    import dicom_data
+
+    return dicom_data
+
+
+def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
+        if str(doc.get("status", "")).startswith(TERMINAL):
+            return doc
+        if time.monotonic() > deadline:
+            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
+        time.sleep(0.5)
+
+
+def test_docker_run_next_to_the_deep_storage(built_images: dict[str, str], tmp_path: Path,
+                                             docker_run: Callable[..., Any]) -> None:
+    from xnatsim.testing import Api, running_server
+
+    dd = _data()
+    deep = tmp_path / "deepstore"
+    dd.session(deep / "p1", "STUDY_DR1", "P1", {"1": 3, "2": 2})
+    dd.session(deep / "p2", "STUDY_DR2", "P2", {"4": 2}, modality="CT", syntax=dd.IMPLICIT)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chmod(out, 0o777)
+    os.chmod(tmp_path, 0o755)
+    with running_server(tmp_path / "data", fetch_schemas=False, dicom_port=0, session_idle_seconds=0.5) as server:
+        api = Api(server)
+        project = api.new_project("DKR")
+        port = api.get("/xapi/dicomscp").json()[0]["port"]
+        dd.write_csv(deep / "map.csv", [("p1", project, "P1", "P1_MR1"), ("p2", project, "P2", "P2_CT1")])
+        result = docker_run(
+            built_images["dicom-upload"], "dicom-upload", "--csv", "/input/map.csv", "--dicom-port", str(port),
+            "--verify-timeout", "60",
+            options=["--network", "host", "--user", "4242:4242", "--read-only", "--tmpfs", "/tmp",
+                     "-v", f"{deep}:/input:ro", "-v", f"{out}:/output",
+                     "-e", f"XNAT_HOST={server.url}", "-e", f"XNAT_USER={server.user}",
+                     "-e", f"XNAT_PASS={server.password}"],
+            timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert server.password not in result.stderr
+        report = json.loads((out / "upload-report.json").read_text())
+        assert report["totals"]["verified"] == 2
+        exp = server.store.get_experiment("P2_CT1", project)
+        assert exp is not None
+        assert exp.xsi_type == "xnat:ctSessionData"
+        assert (out / "upload-report.html").is_file()
+
+
+def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp_path: Path) -> None:
+    from xnatsim.testing import running_server
+
+    dd = _data()
+    tag = built_images["dicom-upload"]
+    batch = tmp_path / "batch"
+    dd.session(batch / "a", "STUDY_CS1", "A", {"1": 2, "2": 1})
+    dd.session(batch / "b", "STUDY_CS2", "B", {"3": 2})
+    dd.zip_folder(batch / "a", tmp_path / "a.zip")
+    dd.zip_folder(batch / "b", tmp_path / "b.zip")
+    with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
+        url = server.url
+        http = requests.Session()
+        http.auth = (server.user, server.password)
+        project = "CSDU"
+        assert http.put(f"{url}/data/projects/{project}", params={"xsiType": "xnat:projectData"},
+                        timeout=30).status_code == 200
+        csv = dd.write_csv(tmp_path / "map.csv", [("a.zip", project, "A", "A_MR1"), ("b.zip", project, "B", "B_MR1")])
+        assert http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD", timeout=30).status_code == 200
+        for path in (csv, tmp_path / "a.zip", tmp_path / "b.zip"):
+            r = http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD/files/{path.name}",
+                         data=path.read_bytes(), params={"inbody": "true"}, timeout=60)
+            assert r.status_code in (200, 201), r.text
+        r = http.post(f"{url}/xapi/docker/images/save", params={"image": tag}, timeout=60)
+        assert r.status_code == 200, r.text
+        commands = http.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()
+        wrapper = commands[0]["xnat"][0]
+        wid = wrapper["id"]
+        for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/{project}/wrappers/{wid}/enabled"):
+            assert http.put(url + path, timeout=30).status_code == 200
+        port = http.get(f"{url}/xapi/dicomscp", timeout=30).json()[0]["port"]
+        r = http.post(f"{url}/xapi/projects/{project}/wrappers/{wid}/root/project/launch",
+                      json={"project": f"/archive/projects/{project}", "via": "cstore", "dicom-port": str(port),
+                            "verify-timeout": "120"}, timeout=60)
+        assert r.status_code == 200, r.text
+        launched = r.json()
+        assert launched["status"] == "success", launched
+        doc = _wait(http, url, launched["container-id"])
+        logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
+        assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+        assert server.password not in logs
+        rows = http.get(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD_REPORT/files",
+                        params={"format": "json"}, timeout=30).json()["ResultSet"]["Result"]
+        assert {"upload-report.json", "upload-report.csv", "upload-report.html"} <= {row["Name"] for row in rows}
+        report = http.get(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD_REPORT/files/upload-report.json",
+                          timeout=30).json()
+        assert report["totals"]["verified"] == 2, report["rows"]
+        for session in ("A_MR1", "B_MR1"):
+            assert server.store.get_experiment(session, project) is not None
