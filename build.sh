@@ -32,6 +32,8 @@ Subcommands:
              CI environment variable is set, and skip otherwise when Docker is unavailable.
   demo       Build the images, then run "python -m xnatsim demo": the simulator with demo data,
              project-summary launched through its Container Service; prints where the report is.
+             Then "python -m xnatsim demo-dicom-upload": a small DICOM batch sent by the
+             dicom-upload image over C-STORE into the simulator's receiver, verified.
              The simulator's data is kept in .demo/ (a re-run reuses it).
   register   POST every command in command-json/ to XNAT's /xapi/commands (how Kubernetes sites,
              whose XNAT cannot read image labels, add commands), with "xnatnode register" from
@@ -449,6 +451,8 @@ cmd_demo() {
     # A kept data folder, so the printed report path stays valid after the demo ends.
     "${VENV_DIR}/bin/python" -m xnatsim demo --data "${REPO_DIR}/.demo" \
         --command-json "${REPO_DIR}/command-json"
+    # dicom-upload: a small deep-storage batch sent by C-STORE into the simulator's DICOM receiver
+    "${VENV_DIR}/bin/python" -m xnatsim demo-dicom-upload --data "${REPO_DIR}/.demo/dicom-upload"
 }
 
 # --- register -----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def _ae(target: Target) -> Any:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per message otherwise
 
     ae = AE(ae_title=target.calling_ae)
+    ae.maximum_pdu_size = 0  # the receiver's own limit still applies to what we send
     ae.acse_timeout = target.timeout
     ae.dimse_timeout = target.timeout
     ae.network_timeout = target.timeout

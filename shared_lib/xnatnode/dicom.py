@@ -165,9 +165,9 @@ def read_header(stream: IO[bytes], size: int) -> DicomObject | str:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    try:
+    try:  # deferred values stay unread (pydicom >= 3 keeps them deferred in get_item)
         ds = pydicom.dcmread(stream, defer_size=DEFER_SIZE)
-        element = ds.get_item("PixelData") if "PixelData" in ds else None
+        element = ds.get_item("PixelData", keep_deferred=True) if "PixelData" in ds else None
         values = {k: str(ds.get(k, "") or "").strip() for k in
                   ("StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SOPInstanceUID", "SOPClassUID",
                    "Modality")}

@@ -101,6 +101,9 @@ class Uploader:
         self.log = log
         self.progress = progress
         self._projects: dict[str, str | None] = {}
+        #: wall-clock times of the first object sent and of the last row found verified
+        self.first_sent: float | None = None
+        self.last_verified: float | None = None
 
     # -- projects ---------------------------------------------------------------------------
 
@@ -200,6 +203,8 @@ class Uploader:
         for result in todo:
             started = time.monotonic()
             result.first_sent = time.time()
+            if self.first_sent is None:
+                self.first_sent = result.first_sent
             if self.options.via == "cstore":
                 self._send_cstore(result, progress)
             else:
@@ -328,6 +333,7 @@ class Uploader:
                  if result.in_archive.get(s, 0) < n}
         if existing is not None and not short:
             _set(result, "verified", "")
+            self.last_verified = time.time()
             return True
         entry = prearchive.get((row.project, result.study_uid))
         if entry is not None and entry.get("status") in ("CONFLICT", "ERROR"):

@@ -6,7 +6,8 @@
      "generated": ISO time, "generator": "xnatnode <v> dicom-upload",
      "settings": {"via", "dry_run", "overwrite", "workers", "verify_timeout_s", "receiver"},
      "totals": {"rows", "verified", "objects_found", "objects_sent", "objects_refused",
-                "objects_archived", "bytes_sent", "seconds", "outcomes": {outcome: rows}},
+                "objects_archived", "bytes_sent", "seconds", "outcomes": {outcome: rows},
+                "first_sent_to_last_verified_s"},
      "rows": [{"line", "source", "project", "subject", "session", "study_instance_uid",
                "outcome", "reason", "objects_found", "objects_sent", "objects_refused",
                "objects_archived", "seconds", "mb_per_s", "modalities", "series": [{"series_uid",
@@ -77,8 +78,10 @@ def row_data(r: RowResult) -> dict[str, Any]:
             "skipped_files": r.skipped_files, "refused_objects": r.refusals}
 
 
-def build(results: list[RowResult], settings: dict[str, Any]) -> dict[str, Any]:
+def build(results: list[RowResult], settings: dict[str, Any], *, first_sent: float | None = None,
+          last_verified: float | None = None) -> dict[str, Any]:
     """The JSON document (see module docstring)."""
+    span = round(last_verified - first_sent, 3) if first_sent and last_verified else None
     totals = {
         "rows": len(results),
         "verified": sum(1 for r in results if r.outcome == "verified"),
@@ -89,6 +92,7 @@ def build(results: list[RowResult], settings: dict[str, Any]) -> dict[str, Any]:
         "bytes_sent": sum(r.bytes_sent for r in results),
         "seconds": round(sum(r.seconds for r in results), 3),
         "outcomes": dict(Counter(r.outcome for r in results)),
+        "first_sent_to_last_verified_s": span,
     }
     return {
         "schema_version": SCHEMA_VERSION, "schema": SCHEMA,

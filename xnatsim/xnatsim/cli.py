@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "xnatsim.cs.cli_containers",
     "xnatsim.events.cli_events",
     "xnatsim.cs.cli_demo",
+    "xnatsim.commands.demo_dicom_upload",
 )
 
 

@@ -128,8 +128,10 @@ class Receiver:
 
         self.service = service
         self.settings = settings
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per message otherwise
         ae = AE(ae_title=settings["aeTitle"])
         ae.maximum_associations = 32
+        ae.maximum_pdu_size = 0  # no limit: big objects arrive in few PDUs (pynetdicom's reactor polls per PDU)
         ae.require_called_aet = True
         uids = {str(c.abstract_syntax) for c in AllStoragePresentationContexts} | set(PRIVATE_SOP_CLASSES)
         for uid in sorted(uids):

@@ -90,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         root = Path(opts.source_root or run.input_dir)
         if not root.is_dir():
             raise UsageError(f"source root {root} is not a folder (pass --source-root or mount --input)")
+        csv = _csv_path(opts.csv, root)
+        if launched_by_xnat() and root.resolve() not in csv.resolve().parents:
+            raise UsageError(f"the CSV must be a file of the mounted batch ({root}), not {opts.csv}")
         try:
-            rows, bad = read_map(_csv_path(opts.csv, root))
+            rows, bad = read_map(csv)
             state = State(run.output_dir / STATE_FILE)
         except MapError as exc:
             raise UsageError(str(exc)) from None
@@ -134,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
             receiver = f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""
             shown = {"via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
                      "workers": opts.workers, "verify_timeout_s": opts.verify_timeout, "receiver": receiver}
-            report = uploadreport.build(results, shown)
+            report = uploadreport.build(results, shown, first_sent=uploader.first_sent,
+                                        last_verified=uploader.last_verified)
             run.exit_code = exit_code if exit_code != ExitCode.OK or ok else ExitCode.PARTIAL
             paths = uploadreport.write_all(report, results, run.output_dir, run)
             run.record["totals"] = report["totals"]

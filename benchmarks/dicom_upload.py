@@ -1,0 +1,216 @@
+"""dicom-upload's throughput: C-STORE (1 and 4 associations), the import service and dcmtk's
+``storescu`` on the same files, against the raw loopback rate.
+
+Data: ``--sessions`` sessions x ``--slices`` slices of 256x256 16-bit MR written by pydicom
+(default 10 x 200 = 2,000 files, ~128 KiB each). xnatsim serves REST and its C-STORE receiver
+as a subprocess on 127.0.0.1 with a short session idle time (``--idle``). Every run goes to a
+fresh project and is measured in a child process (wall time; peak RSS from ``wait4``):
+
+* ``raw loopback``: the same files read and written to a TCP socket on 127.0.0.1 whose peer
+  discards them (no DICOM, no HTTP): the ceiling of any upload on this machine;
+* ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
+* ``dicom-upload --via import``;
+* ``storescu +sd +r`` (dcmtk, one association, the files' own PatientComments route them).
+
+For dicom-upload the send rate (files/s, MB/s over the time spent sending) and the time from
+the first object sent to the last row verified come from its report; for storescu the send rate
+is its wall time, and first-sent-to-verified is measured by polling the archive. Memory: peak
+RSS of each child; ``--memory-check`` also runs the import path on one session (1/10 of the
+files) to show that memory does not grow with the batch. Usage::
+
+    .venv/bin/python benchmarks/dicom_upload.py --json benchmarks/dicom_upload.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+RAW_CHILD = r"""
+import os, socket, sys, threading, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+port = server.getsockname()[1]
+def sink():
+    conn, _ = server.accept()
+    while conn.recv(1 << 20):
+        pass
+t = threading.Thread(target=sink); t.start()
+files = sorted(p for p in folder.rglob("*.dcm"))
+t0 = time.monotonic(); total = 0
+with socket.create_connection(("127.0.0.1", port)) as out:
+    for p in files:
+        data = p.read_bytes(); total += len(data); out.sendall(data)
+t.join(); print(len(files), total, time.monotonic() - t0)
+"""
+
+
+def make_data(root: Path, sessions: int, slices: int, project: str) -> int:
+    """Write the deep-storage folders and return their total size."""
+    import io
+
+    import numpy as np
+    import pydicom
+
+    from xnatsim import synth
+
+    total = 0
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, size=(256, 256), dtype=np.uint16)
+    for s in range(sessions):
+        labels = synth.DicomLabels(project, f"B{s:02d}", f"B{s:02d}_MR1", "1", "bench", "MR", "2024-01-01")
+        folder = root / f"sess{s:02d}"
+        folder.mkdir(parents=True)
+        template = pydicom.dcmread(io.BytesIO(synth.dicom_bytes(labels, rows=256, columns=256)))
+        for k in range(1, slices + 1):
+            one = replace(labels, scan_id=str(1 + (k - 1) // 50), instance=k)
+            ds = template.copy()
+            ds.file_meta = template.file_meta.copy()
+            ds.SOPInstanceUID = synth.uid(project, labels.session, one.scan_id, str(k))
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.SeriesInstanceUID = synth.uid(project, labels.session, one.scan_id)
+            ds.SeriesNumber = int(one.scan_id)
+            ds.InstanceNumber = k
+            ds.PixelData = np.roll(pixels, k).tobytes()
+            path = folder / f"{k:04d}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            total += path.stat().st_size
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd``; wall time, peak RSS (MiB, from wait4) and exit status."""
+    started = time.monotonic()
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_chunks: list[bytes] = []
+
+    def drain(stream: Any) -> None:
+        out_chunks.extend(iter(lambda: stream.read(65536), b""))
+
+    threads = [threading.Thread(target=drain, args=(s,)) for s in (process.stdout, process.stderr)]
+    for t in threads:
+        t.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    for t in threads:
+        t.join()
+    return {"wall_s": round(time.monotonic() - started, 3), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "exit": os.waitstatus_to_exitcode(status), "output": b"".join(out_chunks).decode(errors="replace")[-3000:]}
+
+
+def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: float = 900) -> float:
+    """Poll until ``sessions`` sessions with ``files`` files in all are archived; returns the time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = api.get(f"/data/projects/{project}/experiments", params={"format": "json"}).json()["ResultSet"]["Result"]
+        if len(rows) >= sessions:
+            count = 0
+            for row in rows:
+                res = api.get(f"/data/experiments/{row['ID']}/scans/ALL/resources", params={"format": "json"}).json()
+                count += sum(int(r.get("file_count") or 0) for r in res["ResultSet"]["Result"])
+            if count >= files:
+                return time.time()
+        time.sleep(0.5)
+    raise RuntimeError(f"{project}: not archived in {timeout} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--idle", type=float, default=2.0, help="receiver session idle seconds")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--keep", type=Path, help="keep the data in this folder")
+    args = parser.parse_args()
+
+    from xnatsim.testing import Api, running_server
+
+    work = Path(tempfile.mkdtemp(prefix="dicom-upload-bench-"))
+    deep = work / "deep"
+    n_files = args.sessions * args.slices
+    results: dict[str, Any] = {"sessions": args.sessions, "slices": args.slices, "files": n_files,
+                               "idle_s": args.idle, "cpus": os.cpu_count(), "runs": {}}
+    try:
+        print(f"writing {n_files} files ...", flush=True)
+        total = make_data(deep, args.sessions, args.slices, "BENCH_DCMTK")
+        results["bytes"] = total
+        print(f"{total / 1e6:.1f} MB in {deep}", flush=True)
+
+        raw = run_measured([sys.executable, "-c", RAW_CHILD, str(deep)])
+        files, nbytes, seconds = raw["output"].split()[:3]
+        results["runs"]["raw loopback"] = {"files_per_s": round(int(files) / float(seconds), 1),
+                                           "mb_per_s": round(int(nbytes) / 1e6 / float(seconds), 1),
+                                           "seconds": round(float(seconds), 3), "peak_rss_mib": raw["peak_rss_mib"]}
+        print("raw loopback", results["runs"]["raw loopback"], flush=True)
+
+        with running_server(work / "xnat", in_process=False, fetch_schemas=False, dicom_port=0,
+                            session_idle_seconds=args.idle) as server:
+            api = Api(server)
+            port = int(api.get("/xapi/dicomscp").json()[0]["port"])
+            env = {**os.environ, "XNAT_HOST": server.url, "XNAT_USER": server.user, "XNAT_PASS": server.password}
+            for name, via, workers, sessions in (("C-STORE, 1 association", "cstore", 1, args.sessions),
+                                                 ("C-STORE, 4 associations", "cstore", 4, args.sessions),
+                                                 ("import service", "import", 1, args.sessions),
+                                                 ("import service, 1 session", "import", 1, 1),
+                                                 ("C-STORE, 4 associations, 1 session", "cstore", 4, 1)):
+                project = api.new_project("BENCH")
+                csv = deep / f"{project}.csv"
+                csv.write_text("source,project,subject,session\n" + "".join(
+                    f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(sessions)))
+                out = work / f"out-{project}"
+                cmd = [sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root", str(deep),
+                       "--via", via, "--workers", str(workers), "--dicom-port", str(port), "--output", str(out),
+                       "--verify-timeout", "900"]
+                measured = run_measured(cmd, env)
+                if measured["exit"] != 0:
+                    raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
+                report = json.loads((out / "upload-report.json").read_text())
+                totals = report["totals"]
+                send_s = totals["seconds"]
+                results["runs"][name] = {
+                    "files": totals["objects_sent"], "verified_rows": totals["verified"],
+                    "files_per_s": round(totals["objects_sent"] / send_s, 1),
+                    "mb_per_s": round(totals["bytes_sent"] / 1e6 / send_s, 1), "send_s": send_s,
+                    "first_sent_to_last_verified_s": totals["first_sent_to_last_verified_s"],
+                    "wall_s": measured["wall_s"], "peak_rss_mib": measured["peak_rss_mib"]}
+                print(name, results["runs"][name], flush=True)
+
+            if shutil.which("storescu"):
+                api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
+                started = time.time()
+                measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
+                                         str(port), str(deep)])
+                if measured["exit"] != 0:
+                    raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
+                sent_s = measured["wall_s"]
+                done = wait_archived(api, "BENCH_DCMTK", args.sessions, n_files)
+                results["runs"]["dcmtk storescu"] = {
+                    "files": n_files, "files_per_s": round(n_files / sent_s, 1),
+                    "mb_per_s": round(total / 1e6 / sent_s, 1), "send_s": sent_s,
+                    "first_sent_to_last_verified_s": round(done - started, 3),
+                    "wall_s": sent_s, "peak_rss_mib": measured["peak_rss_mib"]}
+                print("dcmtk storescu", results["runs"]["dcmtk storescu"], flush=True)
+    finally:
+        if args.keep:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
