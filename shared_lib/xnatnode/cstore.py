@@ -151,7 +151,8 @@ class Sender:
             done += finished
             if not retry:
                 break
-            attempt += 1
+            # attempts count failures in a row: an association that stored something resets them
+            attempt = 1 if finished else attempt + 1
             if attempt >= self.attempts:
                 done += [self._report(Outcome(o.sop_uid, -1, False, f"no answer after {attempt} attempts"), o)
                          for o in retry]
