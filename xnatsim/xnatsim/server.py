@@ -29,6 +29,7 @@ from xnatsim import __version__
 from xnatsim.controls import Controls
 from xnatsim.httpbody import BoundedReader, dechunk
 from xnatsim.routing import (
+    Auth,
     Credentials,
     HTTPError,
     Query,
@@ -154,6 +155,22 @@ class App:
                 raise HTTPError(401, "Authentication failed.", _CHALLENGE)
             return credentials, self.store.create_session(credentials.user, token=credentials.token)
         return None, None
+
+    def admit(self, auth: Auth, headers: dict[str, str],
+              cookies: dict[str, str]) -> tuple[Credentials | None, str | None]:
+        """:meth:`authenticate` as a route's ``auth`` requires: 401 without a user unless public,
+        403 for non-admins on admin routes; bad credentials on a public route count as none."""
+        try:
+            credentials, new_session = self.authenticate(headers, cookies)
+        except HTTPError:
+            if auth != "public":
+                raise
+            credentials, new_session = None, None
+        if credentials is None and auth != "public":
+            raise HTTPError(401, "Authentication required.", _CHALLENGE)
+        if auth == "admin" and not self.store.is_admin(credentials.user if credentials else None):
+            raise HTTPError(403, "Only site administrators can do this.")
+        return credentials, new_session
 
     def check_credentials(self, login: str, password: str) -> Credentials | None:
         """The user for a login/password pair, or the user and token for an alias token (alias, secret)."""
@@ -295,18 +312,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise HTTPError(405, "Method Not Allowed")
             route, params = matched
             cookies = _cookies(headers.get("cookie", ""))
-            new_session: str | None = None
-            credentials: Credentials | None = None
-            try:
-                credentials, new_session = app.authenticate(headers, cookies)
-            except HTTPError:
-                if route.auth != "public":
-                    raise
+            credentials, new_session = app.admit(route.auth, headers, cookies)
             user = credentials.user if credentials else None
-            if user is None and route.auth != "public":
-                raise HTTPError(401, "Authentication required.", _CHALLENGE)
-            if route.auth == "admin" and not app.store.is_admin(user):
-                raise HTTPError(403, "Only site administrators can do this.")
             request = Request(method, _normalized(raw_path), raw_path, Query(split.query), headers, body, length,
                               app, params, user, route.name, cookies, credentials.token if credentials else None)
             response = route.handler(request)
