@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -233,9 +234,14 @@ def audit(sessions: int, walk_sessions: int, latency_ms: float, data: Path) -> d
             "scans_per_session": 2, "files_per_scan": 1, "files": "dicom", "image_size": 4,
             "inconsistent_headers": 0.01}
     t0 = time.perf_counter()
-    store = Store(data)
-    manifest = seeder.apply(store, spec)
-    store.close()
+    totals_file = data / "lv-bench-totals.json"  # a kept --data folder is seeded once
+    if totals_file.exists():
+        totals = json.loads(totals_file.read_text("utf-8"))
+    else:
+        store = Store(data)
+        totals = seeder.apply(store, spec)["totals"]
+        store.close()
+        totals_file.write_text(json.dumps(totals), "utf-8")
     seeded = time.perf_counter() - t0
     with running_server(data, in_process=False, latency_ms=latency_ms) as server:
         http = _http(server)
@@ -244,6 +250,7 @@ def audit(sessions: int, walk_sessions: int, latency_ms: float, data: Path) -> d
         env = dict(os.environ, XNAT_HOST=server.url, XNAT_USER=server.user, XNAT_PASS=server.password)
         mount = str(data / "archive" / "LVB" / "arc001")
         out = data / "out"
+        shutil.rmtree(out, ignore_errors=True)
         server.reset_stats()
         wall, status, rss, err = _rss_run(
             [sys.executable, "-m", "xnatnode", "label-validation", "--project", "LVB", "--input", mount,
@@ -256,7 +263,7 @@ def audit(sessions: int, walk_sessions: int, latency_ms: float, data: Path) -> d
             [sys.executable, __file__, "--walk", mount, "--walk-sessions", str(walk_sessions)], env)
         assert wstatus == 0, werr
         wserved = int(server.stats()["requests"])
-    return {"seeded_s": seeded, "sessions": manifest["totals"]["sessions"], "scans": manifest["totals"]["scans"],
+    return {"seeded_s": seeded, "sessions": totals["sessions"], "scans": totals["scans"],
             "wall": wall, "requests": served, "rss_kib": rss, "findings": doc["totals"],
             "series_read": doc["checked"]["dicom_series"],
             "walk": {"sessions": walk_sessions, "wall": wwall, "requests": wserved, "rss_kib": wrss}}
@@ -352,6 +359,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--skip-event", action="store_true")
     parser.add_argument("--skip-audit", action="store_true")
+    parser.add_argument("--data", type=Path, help="keep the seeded audit project here (seeded once)")
     parser.add_argument("--walk", metavar="MOUNT", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "label_validation.md")
     args = parser.parse_args()
@@ -369,8 +377,11 @@ def main() -> int:
     if not args.skip_audit:
         import tempfile
 
-        with tempfile.TemporaryDirectory(prefix="lv-bench-") as tmp:
-            saved["audit"] = audit(args.sessions, args.walk_sessions, args.latency_ms, Path(tmp) / "data")
+        if args.data is not None:
+            saved["audit"] = audit(args.sessions, args.walk_sessions, args.latency_ms, args.data)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lv-bench-") as tmp:
+                saved["audit"] = audit(args.sessions, args.walk_sessions, args.latency_ms, Path(tmp) / "data")
         saved["audit"]["latency_ms"] = args.latency_ms
         print(json.dumps(saved["audit"]), flush=True)
     saved_path.write_text(json.dumps(saved, indent=2) + "\n", "utf-8")

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +18,12 @@ import pytest
 import requests
 from xnatsim.testing import Server, running_server
 
-from tests.docker.conftest import build
+from tests.docker.conftest import build, wait_for_container
 from tests.sim.label_data import CONVENTION, SESSIONS, build_project
 
 pytestmark = pytest.mark.docker
 
 NAME = "label-validation"
-TERMINAL = ("Complete", "Failed", "Killed")
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +51,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[tuple[
             for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/LVD/wrappers/{wid}/enabled"):
                 assert http.put(server.url + path, timeout=30).status_code == 200
         yield server, http, wrappers["label-validation-session"], wrappers["label-validation-project"]
-
-
-def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
-        if str(doc.get("status", "")).startswith(TERMINAL):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
-        time.sleep(0.3)
 
 
 def _findings(http: requests.Session, url: str, parent: str) -> dict[str, Any]:
@@ -118,7 +105,7 @@ def test_project_launch_uploads_label_check(sim: tuple[Server, requests.Session,
                   json={"project": "/archive/projects/LVD"}, timeout=60)
     assert r.status_code == 200, r.text
     launched = r.json()
-    doc = _wait(http, url, launched["container-id"])
+    doc = wait_for_container(http, url, launched["container-id"])
     logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
     assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
     findings = _findings(http, url, "/data/projects/LVD")
@@ -173,7 +160,7 @@ def test_on_archive_bad_and_good_labels(sim: tuple[Server, requests.Session, int
     assert set(by_label) == {"sub001_m99_mr", "sub001_m12_mr"}
     for label, delivery in by_label.items():
         assert delivery["status-history"][-1]["status"] == "ACTION_COMPLETE", delivery
-        doc = _wait(http, url, delivery["container-id"])
+        doc = wait_for_container(http, url, delivery["container-id"])
         logs = http.get(f"{url}/xapi/containers/{delivery['container-id']}/logs/stderr", timeout=30).text
         assert doc["status"].startswith("Complete"), f"{label}: {doc['status']}\n{logs[-3000:]}"
 
