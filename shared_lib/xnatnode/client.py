@@ -251,7 +251,7 @@ class Connection:
             retry_after: str | None = None
             watch = _Watch()
             try:
-                with watch.cutting_after(budget + _GRACE):
+                with watch.cutting_after(budget + _GRACE), self.deadline.watching(watch.cut):
                     response = self._session.request(
                         method,
                         url,
@@ -457,7 +457,7 @@ class Connection:
             watch = _Watch()
             try:
                 with watch.cutting_after(self.deadline.remaining()), \
-                        open_output(dest, "wb") as out:
+                        self.deadline.watching(watch.cut), open_output(dest, "wb") as out:
                     for chunk in response.iter_content(chunk_size=1 << 20):
                         out.write(chunk)
             except (requests.ConnectionError, requests.Timeout,
@@ -606,21 +606,24 @@ class _Watch:
 
     @contextlib.contextmanager
     def cutting_after(self, seconds: float) -> Iterator[None]:
-        if seconds == float("inf"):
-            yield
-            return
-        timer = threading.Timer(max(0.0, seconds), self._cut)
-        timer.daemon = True
+        """Cut this thread's request if the block is still running after ``seconds``."""
+        timer = None
+        if seconds != float("inf"):
+            timer = threading.Timer(max(0.0, seconds), self.cut)
+            timer.daemon = True
         previous = getattr(_watching, "watch", None)
         _watching.watch = self
-        timer.start()
+        if timer is not None:
+            timer.start()
         try:
             yield
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             _watching.watch = previous
 
-    def _cut(self) -> None:
+    def cut(self) -> None:
+        """Close the watched request's socket now (from any thread)."""
         self.fired = True
         sock = getattr(self.connection, "sock", None)
         if sock is not None:

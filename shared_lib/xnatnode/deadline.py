@@ -9,9 +9,11 @@ attempt, never sleeps past it and cuts a request that is still running when it c
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from xnatnode.errors import Unreachable
 
@@ -29,6 +31,8 @@ class Deadline:
         self.seconds = seconds
         self._clock = clock
         self.at = math.inf if seconds is None else clock() + seconds
+        self._on_expire: set[Callable[[], None]] = set()
+        self._lock = threading.Lock()
 
     def remaining(self) -> float:
         """Seconds left (``inf`` without a deadline, 0 once passed)."""
@@ -46,8 +50,24 @@ class Deadline:
         )
 
     def expire(self) -> None:
-        """End the time now (a run being stopped: work still under way stops at its next step)."""
+        """End the time now (a run being stopped): requests in flight are cut (see
+        :meth:`watching`), other work stops at its next check."""
         self.at = -math.inf
+        with self._lock:
+            waiting = list(self._on_expire)
+        for cut in waiting:
+            cut()
+
+    @contextlib.contextmanager
+    def watching(self, cut: Callable[[], None]) -> Iterator[None]:
+        """Call ``cut`` if :meth:`expire` is called while the block runs."""
+        with self._lock:
+            self._on_expire.add(cut)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._on_expire.discard(cut)
 
     def check(self, doing: str) -> None:
         """Raise :class:`DeadlineExceeded` if the deadline has passed."""

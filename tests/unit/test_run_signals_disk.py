@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from fake_http import Dribble, FakeServer, Reply
+from fake_http import Dribble, FakeServer, Reply, Slow
 from xnatnode.safefiles import leftovers
 
 SUBJECTS = {"ResultSet": {"Result": [{"ID": f"S{i}", "label": f"sub{i:03d}", "group": "g"}
@@ -31,19 +31,26 @@ def command(server: FakeServer, out: Path, *extra: str) -> tuple[list[str], dict
     return argv, env
 
 
+def terminate_at_work(argv: list[str], env: dict[str, str], after: float) -> tuple[int, str, float]:
+    """Start the command, send SIGTERM ``after`` seconds into its reading; (status, the log
+    after the signal, seconds from the signal to the end)."""
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "reading project P" in line:
+            break
+    time.sleep(after)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    return proc.wait(30), rest, time.monotonic() - started
+
+
 def test_sigterm_logs_writes_the_record_and_exits_143(tmp_path: Path) -> None:
     with FakeServer() as srv:
         srv.route("GET", "/data/projects/P/subjects", Dribble(0.5, Reply(200, SUBJECTS)))
-        argv, env = command(srv, tmp_path)
-        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "reading project P" in line:
-                break
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        rest = proc.stderr.read()
-        assert proc.wait(20) == 143
+        code, rest, _ = terminate_at_work(*command(srv, tmp_path), after=0.5)
+        assert code == 143
     assert "terminated by SIGTERM" in rest
     record = json.loads((tmp_path / "xnatnode-run.json").read_text())
     assert (record["status"], record["exit_code"]) == ("terminated", 143)
@@ -69,3 +76,15 @@ def test_a_full_disk_is_one_clear_line_no_temporary_files_and_a_record(tmp_path:
     record = json.loads((tmp_path / "xnatnode-run.json").read_text())
     assert record["status"] == "failed"
     assert "no space left" in record["error"]
+
+
+def test_sigterm_cuts_requests_in_flight_in_worker_threads(tmp_path: Path) -> None:
+    with FakeServer() as srv:
+        srv.route("GET", "/data/projects/P/subjects", Reply(200, SUBJECTS))
+        srv.route("GET", "/data/projects/P/experiments", Reply(200, SESSIONS))
+        srv.route("GET", "/data/projects/P/resources", Reply(200, {"ResultSet": {"Result": []}}))
+        for i in range(60):  # every subject's resources answer after 60 s: workers wait
+            srv.route("GET", f"/data/projects/P/subjects/S{i}/resources", Slow(60))
+        code, _, took = terminate_at_work(*command(srv, tmp_path, "--sizes", "rest"), after=2)
+        assert code == 143
+        assert took < 5, "docker stop waits 10 s before SIGKILL"

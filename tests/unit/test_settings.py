@@ -176,3 +176,17 @@ def test_outside_a_cs_job_the_flags_work(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_the_parser_is_a_settings_parser() -> None:
     assert isinstance(build_parser(), SettingsParser)
+
+
+def test_a_redirect_to_another_host_carries_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeServer() as xnat, FakeServer() as other:
+        other.route("GET", "/steal", Reply(200, {"ResultSet": {"Result": []}}))
+        xnat.route("GET", "/data/projects", Reply(302, "", {"Location": f"{other.url}/steal"}))
+        cs_environment(monkeypatch, xnat.url)
+        settings = load_settings(parse([]), NoOptions)
+        assert settings.connection is not None
+        with connect_with(settings.connection) as conn:
+            conn.get_table("/data/projects")
+        assert xnat.seen[0].headers.get("Authorization", "").startswith("Basic ")
+        assert [s.path for s in other.seen] == ["/steal"]
+        assert "Authorization" not in other.seen[0].headers
