@@ -130,6 +130,16 @@ def check_label(label: str, kind: Kind | str = Kind.SESSION) -> list[LabelProble
     return problems
 
 
+def project_id(text: str) -> str:
+    """An argparse type: an XNAT project ID (``ArgumentTypeError`` otherwise)."""
+    if not is_legal(text, Kind.PROJECT):
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"not an XNAT project ID (letters, digits, _ and - only): {text!r}")
+    return text
+
+
 def problems_text(problems: list[LabelProblem]) -> str:
     """One line for a list of problems (messages joined, suggestion appended once)."""
     text = "; ".join(p.message for p in problems)

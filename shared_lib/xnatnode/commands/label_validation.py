@@ -15,20 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xnatnode.labels import Kind, is_legal
+from xnatnode.labels import project_id
 from xnatnode.settings import add_connection_arguments, add_runtime_arguments, load_settings
 
 NAME = "label-validation"
 HELP = ("Check subject, session and scan labels against XNAT's rules, the project's naming "
         "convention and the DICOM headers; findings as JSON, CSV and HTML.")
-
-
-def project_id(text: str) -> str:
-    """An argparse type: an XNAT project ID."""
-    if not is_legal(text, Kind.PROJECT):
-        raise argparse.ArgumentTypeError(
-            f"not an XNAT project ID (letters, digits, _ and - only): {text!r}")
-    return text
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from xnatnode.commands.label_validation import project_id
+from xnatnode.labels import project_id
 from xnatnode.settings import (
     add_connection_arguments,
     add_runtime_arguments,

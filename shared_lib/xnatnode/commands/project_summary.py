@@ -10,9 +10,9 @@ and per session, ``--workers`` at a time); see :mod:`xnatnode.listings` for the 
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 
+from xnatnode.labels import project_id
 from xnatnode.listings import DEFAULT_WORKERS, SizesMode
 from xnatnode.settings import (
     add_connection_arguments,
@@ -25,18 +25,6 @@ from xnatnode.settings import (
 NAME = "project-summary"
 HELP = "Summarise a project's subjects, sessions, scans, files and sizes as JSON, CSV and HTML."
 
-#: XNAT's rule for project IDs (spec §0.6).
-PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _project_id(text: str) -> str:
-    if not PROJECT_ID.match(text):
-        raise argparse.ArgumentTypeError(
-            f"not an XNAT project ID (letters, digits, _ and - only): {text!r}"
-        )
-    return text
-
-
 @dataclass(frozen=True)
 class Options:
     """project-summary's own flags."""
@@ -47,7 +35,7 @@ class Options:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    flag(parser, "--project", required=True, type=_project_id, metavar="ID",
+    flag(parser, "--project", required=True, type=project_id, metavar="ID",
          help="XNAT project ID")
     flag(parser, "--sizes", choices=("auto", "mount", "rest", "none"), default="auto",
          help="where file counts and sizes come from: the mounted archive (--input), resource "

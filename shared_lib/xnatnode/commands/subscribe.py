@@ -20,7 +20,7 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xnatnode.commands.label_validation import project_id
+from xnatnode.labels import project_id
 from xnatnode.settings import add_connection_arguments, flag, load_settings
 
 if TYPE_CHECKING:
