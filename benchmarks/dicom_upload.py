@@ -8,6 +8,9 @@ fresh project and is measured in a child process (wall time; peak RSS from ``wai
 
 * ``raw loopback``: the same files read and written to a TCP socket on 127.0.0.1 whose peer
   discards them (no DICOM, no HTTP): the ceiling of any upload on this machine;
+* ``import client to a discarding HTTP sink``: dicom-upload's import path without a server
+  (headers read, stored zip streamed with chunked encoding to a sink that discards it): what the
+  client itself costs against the raw rate;
 * ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
 * ``dicom-upload --via import``;
 * ``storescu +sd +r`` (dcmtk, one association, the files' own PatientComments route them).
@@ -55,6 +58,36 @@ with socket.create_connection(("127.0.0.1", port)) as out:
     for p in files:
         data = p.read_bytes(); total += len(data); out.sendall(data)
 t.join(); print(len(files), total, time.monotonic() - t0)
+"""
+
+
+SINK_CHILD = r"""
+import sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+import requests
+from xnatnode.dicom import scan_source
+from xnatnode.importzip import stream_zip
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        while True:  # chunked body, discarded
+            size = int(self.rfile.readline().strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline(); break
+            self.rfile.read(size + 2)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+folders = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
+scans = [scan_source(f) for f in folders]
+t0 = time.monotonic(); files = total = 0
+with requests.Session() as http:
+    for scan in scans:
+        names = [o.name for o in scan.objects]
+        http.post(f"http://127.0.0.1:{server.server_address[1]}/import", data=stream_zip(scan, names)).raise_for_status()
+        files += len(names); total += scan.bytes
+print(files, total, time.monotonic() - t0)
 """
 
 
@@ -154,6 +187,12 @@ def main() -> int:
                                            "mb_per_s": round(int(nbytes) / 1e6 / float(seconds), 1),
                                            "seconds": round(float(seconds), 3), "peak_rss_mib": raw["peak_rss_mib"]}
         print("raw loopback", results["runs"]["raw loopback"], flush=True)
+        sink = run_measured([sys.executable, "-c", SINK_CHILD, str(deep)])
+        files, nbytes, seconds = sink["output"].split()[-3:]
+        results["runs"]["import client to a discarding HTTP sink"] = {
+            "files_per_s": round(int(files) / float(seconds), 1), "mb_per_s": round(int(nbytes) / 1e6 / float(seconds), 1),
+            "seconds": round(float(seconds), 3), "peak_rss_mib": sink["peak_rss_mib"]}
+        print("import client to a sink", results["runs"]["import client to a discarding HTTP sink"], flush=True)
 
         with running_server(work / "xnat", in_process=False, fetch_schemas=False, dicom_port=0,
                             session_idle_seconds=args.idle) as server:
