@@ -1,0 +1,132 @@
+"""dicom-upload's library pieces in process: the CSV map, batching for C-STORE, the streamed zip,
+XNAT's import answers, header reading and the state file."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from xnatnode.cstore import MAX_CONTEXTS, batches
+from xnatnode.dicom import DicomObject, SourceError, read_header, resolve_source, scan_source
+from xnatnode.importzip import CHUNK, classify, stream_zip
+from xnatnode.uploadmap import MapError, Row, State, read_map
+
+
+def obj(n: int, sop_class: str = "1.2.840.10008.5.1.4.1.1.4", syntax: str = "1.2.840.10008.1.2.1") -> DicomObject:
+    return DicomObject(f"{n}.dcm", "1.2.3", "1.2.3.4", "1", f"1.2.3.4.{n}", sop_class, syntax, "MR", 10)
+
+
+def test_map_sniffs_separator_bom_and_crlf_and_reports_bad_rows(tmp_path: Path) -> None:
+    text = ("source;project;subject;session;notes\r\n"
+            "a;P1;S1;S1_MR1;ok\r\n"
+            ";P1;S2;S2_MR1;no source\r\n"
+            "b;P1;with space;S3_MR1;\r\n"
+            "c;P1;S4;S1_MR1;same session\r\n"
+            "d;P 1;S5;S5_MR1;\r\n"
+            "e;P1;S6;séance;\r\n")
+    path = tmp_path / "map.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    good, bad = read_map(path)
+    assert [(r.line, r.source, r.notes) for r in good] == [(2, "a", "ok")]
+    reasons = {b.row.line: b.reason for b in bad}
+    assert reasons[3] == "no source given"
+    assert reasons[4].startswith("illegal subject 'with space'")
+    assert reasons[5] == "the same session as line 2"
+    assert reasons[6].startswith("illegal project")
+    assert reasons[7].startswith("illegal session")
+
+
+def test_map_without_required_columns(tmp_path: Path) -> None:
+    path = tmp_path / "map.csv"
+    path.write_text("folder,project\nx,y\n")
+    with pytest.raises(MapError, match="lacks the column"):
+        read_map(path)
+    with pytest.raises(MapError, match="does not exist"):
+        read_map(tmp_path / "missing.csv")
+
+
+def test_batches_respect_size_and_128_contexts() -> None:
+    objects = [obj(n, sop_class=f"1.2.840.10008.5.1.4.1.1.{n % 200}") for n in range(400)]
+    parts = batches(objects, 500)
+    assert sum(len(b) for b in parts) == 400
+    assert all(len({(o.sop_class, o.transfer_syntax) for o in b}) <= MAX_CONTEXTS for b in parts)
+    assert [len(b) for b in batches([obj(n) for n in range(10)], 4)] == [4, 4, 2]
+
+
+def test_stream_zip_is_a_valid_stored_zip_in_bounded_chunks(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    payloads = {f"f{n}.bin": bytes([n]) * (CHUNK // 2 + n) for n in range(7)}
+    for name, data in payloads.items():
+        (folder / name).write_bytes(data)
+    from xnatnode.dicom import SourceScan
+
+    scan = SourceScan(folder, False)
+    counted: list[int] = []
+    chunks = list(stream_zip(scan, sorted(payloads), on_bytes=counted.append))
+    assert max(len(c) for c in chunks) < 2 * CHUNK + 4096  # never the whole archive at once
+    body = b"".join(chunks)
+    assert sum(counted) == len(body)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        members = archive.infolist()
+        assert all(m.compress_type == zipfile.ZIP_STORED for m in members)
+        assert [archive.read(m) for m in members] == [payloads[n] for n in sorted(payloads)]
+
+
+def test_classify_xnat_answers() -> None:
+    assert classify(200, "/data/archive/projects/P/subjects/S/experiments/E").outcome == "archived"
+    assert classify(200, "/data/prearchive/projects/P/20240101_000000000/E").outcome == "prearchived"
+    page = "<html><body><h3>Session already exists, retry with overwrite enabled</h3></body></html>"
+    answer = classify(409, page)
+    assert answer.outcome == "conflict"
+    assert "Session already exists, retry with overwrite enabled" in answer.reason
+    assert "--overwrite append" in answer.reason
+    assert classify(400, "Upload did not include parsable files").outcome == "refused"
+
+
+def test_read_header_non_dicom_truncated_and_missing_uids(tmp_path: Path) -> None:
+    from xnatsim import synth
+
+    data = synth.dicom_bytes(synth.DicomLabels("P", "S", "E", "1", "x"), rows=64, columns=64)
+    found = read_header(io.BytesIO(data), len(data))
+    assert isinstance(found, DicomObject)
+    assert found.series_number == "1"
+    cut = data[:-200]
+    assert "truncated" in str(read_header(io.BytesIO(cut), len(cut)))
+    assert read_header(io.BytesIO(b"x" * 300), 300) == "not DICOM"
+
+
+def test_scan_source_never_follows_links_and_stays_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.dcm").write_bytes(b"x" * 200)
+    (root / "a" / "link.dcm").symlink_to(outside / "secret.dcm")
+    (root / "a" / "dirlink").symlink_to(outside)
+    scan = scan_source(root / "a")
+    assert {s.name: s.reason for s in scan.skipped} == {"dirlink": "symbolic link (not followed)",
+                                                       "link.dcm": "symbolic link (not followed)"}
+    with pytest.raises(SourceError, match="outside"):
+        resolve_source(root, "../outside")
+    with pytest.raises(SourceError, match="does not exist"):
+        resolve_source(root, "nope")
+
+
+def test_state_survives_a_reload_and_is_keyed_by_row_and_study(tmp_path: Path) -> None:
+    path = tmp_path / "upload-state.json"
+    row = Row(2, "a", "P", "S", "E")
+    state = State(path)
+    state.entry(row, "1.2.3")
+    state.add_stored(row, "1.2.3", ["1.2.3.4.1", "1.2.3.4.2"])
+    state.set_outcome(row, "1.2.3", "verified", "cstore")
+    state.save()
+    again = State(path)
+    assert again.stored(row, "1.2.3") == {"1.2.3.4.1", "1.2.3.4.2"}
+    assert again.outcome(row, "1.2.3") == "verified"
+    assert again.stored(row, "9.9.9") == set()
+    path.write_text("{broken")
+    with pytest.raises(MapError, match="unreadable"):
+        State(path)
