@@ -24,21 +24,27 @@ CHUNK = 1 << 20
 
 
 class _Sink(io.RawIOBase):
-    """A write-only, unseekable buffer that :func:`stream_zip` drains after each write."""
+    """A write-only, unseekable buffer that :func:`stream_zip` drains after each write.
+
+    Written blocks are kept as they come (no copy) and joined once when taken.
+    """
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.parts: list[bytes] = []
+        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.buffer += data
+        self.parts.append(bytes(data))
+        self.size += len(data)
         return len(data)
 
     def take(self) -> bytes:
-        out = bytes(self.buffer)
-        self.buffer.clear()
+        out = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
         return out
 
 
@@ -51,7 +57,7 @@ def stream_zip(scan: SourceScan, names: list[str], *, on_bytes: Callable[[int], 
             with opener.open(name) as source, archive.open(info, "w", force_zip64=True) as target:
                 while block := source.read(CHUNK):
                     target.write(block)
-                    if len(sink.buffer) >= CHUNK:
+                    if sink.size >= CHUNK:
                         data = sink.take()
                         if on_bytes is not None:
                             on_bytes(len(data))
