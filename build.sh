@@ -23,6 +23,7 @@ Subcommands:
   build      (default) Check every command-json/<image>.json, then build xnatnode/base:<version>
              and xnatnode/<image>:<version> for every folder in containers/ (or only the IMAGEs
              named), each command image carrying its command JSON in the org.nrg.commands label.
+             The tags and checks come from "xnatnode images" (the one image-name rule).
              "./build.sh build base" builds only the base image.
   setup      Make a fresh Debian machine ready (as root): apt-get install what is missing of
              docker.io, debootstrap, chromium, shellcheck and python3-venv, and start dockerd
@@ -217,10 +218,6 @@ validate_command_json() {
     local base_tag="$1" dir="$2"
     shift 2
     (($# > 0)) || return 0
-    if [[ ! -f "${REPO_DIR}/shared_lib/xnatnode/commands/validate_command_json.py" ]]; then
-        say "no validate-command-json command yet: command JSON checked for syntax and image only"
-        return
-    fi
     local args=() file
     for file in "$@"; do
         args+=("/command-json/$(basename "${file}")")
