@@ -263,16 +263,29 @@ class Uploader:
         def counted(k: int) -> None:
             sent_bytes[0] += k
 
-        try:
-            response = self.conn.request(  # a generator body is never retried (it cannot be rewound)
-                "POST", "/data/services/import", params=params, data=stream_zip(result.scan, names, on_bytes=counted),
-                headers={"Content-Type": "application/zip"}, timeout=max(self.conn.timeout, 600.0))
-            status, text = response.status_code, response.text
-        except XnatError as exc:
-            if exc.status is None:
-                _set(result, "not-sent", f"import request failed: {exc}")
-                return
-            status, text = exc.status, str(exc)
+        attempt = 0
+        while True:  # the streamed body cannot be rewound: a retry streams the zip again
+            sent_bytes[0] = 0
+            try:
+                response = self.conn.request(
+                    "POST", "/data/services/import", params=params,
+                    data=stream_zip(result.scan, names, on_bytes=counted),
+                    headers={"Content-Type": "application/zip"}, timeout=max(self.conn.timeout, 600.0))
+                status, text = response.status_code, response.text
+                break
+            except XnatError as exc:
+                transient = exc.status is None or exc.status in (502, 503, 504)
+                if transient and attempt < self.conn.retries:
+                    attempt += 1
+                    self.log.warning("line %d: import failed (%s); attempt %d of %d in %.0f s", row.line,
+                                     exc.status or "no answer", attempt + 1, self.conn.retries + 1, 2.0 ** attempt)
+                    time.sleep(2.0 ** attempt)
+                    continue
+                if exc.status is None:
+                    _set(result, "not-sent", f"import request failed: {exc}")
+                    return
+                status, text = exc.status, str(exc)
+                break
         answer = classify(status, text)
         result.bytes_sent = sizes if status == 200 else sent_bytes[0]
         if answer.outcome in ("archived", "prearchived"):

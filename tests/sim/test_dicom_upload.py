@@ -315,3 +315,18 @@ def test_library_use(env: Server, api: Api, port: int, tmp_path: Path) -> None:
     assert scans(env, project, "L_MR1") == {"1": 3}
     assert (tmp_path / "s" / "1_0001.dcm").read_bytes() == dd.encode(dd.dataset(
         dd.synth.DicomLabels("DEEPSTORE", "L", "STUDY_LIB", "1", "series 1", "MR", "2023-05-06", 1)))
+
+
+def test_import_retries_when_xnat_answers_503(env: Server, api: Api, port: int, tmp_path: Path) -> None:
+    project = api.new_project("RETRY")
+    root = tmp_path / "deep"
+    for k in range(3):
+        dd.session(root / f"s{k}", f"STUDY_RETRY{k}", f"R{k}", {"1": 2})
+    dd.write_csv(root / "map.csv", [(f"s{k}", project, f"R{k}", f"R{k}_MR1") for k in range(3)])
+    env.set_faults(fail_every=3)
+    try:
+        code = upload(root, tmp_path / "out", port, "--retries", "4", via="import")
+    finally:
+        env.set_faults(fail_every=0)
+    assert code == 0, outcomes(tmp_path / "out")
+    assert all(scans(env, project, f"R{k}_MR1") == {"1": 2} for k in range(3))
