@@ -7,14 +7,19 @@ and keeps heavy imports inside ``run`` so that ``xnatnode --version`` and argume
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # argparse is imported by build_parser only: --version does not need it
+    import argparse
+    from collections.abc import Sequence
+    from types import ModuleType
 
 from xnatnode import __version__
-from xnatnode.settings import SettingsParser
+
+#: What ``xnatnode --version`` prints.
+VERSION = f"xnatnode {__version__}"
 
 #: Command modules, in the order ``xnatnode --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -35,11 +40,13 @@ def _load(name: str) -> ModuleType:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: the single source of truth for every flag a command JSON may use."""
+    from xnatnode.settings import SettingsParser
+
     parser = SettingsParser(
         prog="xnatnode",
         description="Container Service commands that look after the data of an XNAT node.",
     )
-    parser.add_argument("--version", action="version", version=f"xnatnode {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         module = _load(module_name)
@@ -50,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xnatnode`` console script; returns the process exit status."""
+    """Entry point of the ``xnatnode`` console script; returns the process exit status.
+
+    ``xnatnode --version`` alone answers before any command module is imported: it is how a
+    site checks an image, and it should cost no more than starting Python."""
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(VERSION)
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -13,10 +13,18 @@ from xnatnode.cli import COMMAND_MODULES, _load, build_parser, main
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["--version"])
-    assert info.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"xnatnode {__version__}"
+    with pytest.raises(SystemExit) as info:  # among other flags, argparse answers it
+        main(["--version", "--help"])
+    assert info.value.code == 0
+
+
+def test_version_alone_imports_no_command_module() -> None:
+    code = ("import sys\nfrom xnatnode.cli import main\nmain(['--version'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('xnatnode.') or m in ('argparse', 'requests')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.splitlines()[-1] == "['xnatnode.cli']"
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
