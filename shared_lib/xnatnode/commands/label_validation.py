@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                 snap = read_project(conn, options.project, site=site)
             run.log.info("%d subjects, %d sessions, %d scans read in %d requests",
                          len(snap.subjects), len(snap.sessions), len(snap.scans), conn.request_count)
-            targets = [s for s in snap.sessions if s.id in set(snap.targets) and s.is_image_session]
+            wanted = set(snap.targets)
+            targets = [s for s in snap.sessions if s.id in wanted and s.is_image_session]
             if run.input_dir.is_dir():
                 progress = run.progress("DICOM headers", len(targets))
                 archive = archive_root(str(run.input_dir), options.project)

@@ -87,10 +87,10 @@ class Snapshot:
     site_labels: list[SiteLabel] | None = None
     requests: int = 0
 
-    def header_source(self, session_id: str) -> HeaderSource:
-        if session_id in self.headers:
+    def header_source(self, session: SessionRec) -> HeaderSource:
+        """Where the session's header fields come from: the mount, XNAT's stored fields, none."""
+        if session.id in self.headers:
             return "mount"
-        session = next((s for s in self.sessions if s.id == session_id), None)
-        if session is not None and (session.dcm_patient_id or session.dcm_patient_name or session.uid):
+        if session.dcm_patient_id or session.dcm_patient_name or session.uid:
             return "xnat"
         return "none"

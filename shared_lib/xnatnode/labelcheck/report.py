@@ -8,6 +8,7 @@ entry per finding with the columns of ``findings.csv``.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
     """The findings.json document."""
     targets = set(snap.targets)
     sessions = [s for s in snap.sessions if s.id in targets]
-    header_sources = {s.id: snap.header_source(s.id) for s in sessions if s.is_image_session}
+    header_sources = {s.id: snap.header_source(s) for s in sessions if s.is_image_session}
+    scan_counts = Counter(x.session_id for x in snap.scans)
     by_source = {k: sum(v == k for v in header_sources.values()) for k in HEADER_SOURCES}
     subject_ids = {s.subject_id for s in sessions}
     notes: list[str] = []
@@ -57,7 +59,7 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
         notes.append("The project has no naming convention (config xnatnode/labels): only XNAT's "
                      "own label rules were checked.")
     empty = [s.label for s in sessions if s.is_image_session
-             and not any(sc.session_id == s.id for sc in snap.scans)]
+             and not scan_counts[s.id]]
     if empty:
         notes.append(f"{len(empty)} session(s) without scans ({', '.join(empty[:5])}"
                      f"{' …' if len(empty) > 5 else ''}): labels were checked, DICOM checks had "
@@ -68,7 +70,7 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
     if snap.context == "session" and sessions:
         s = sessions[0]
         session_doc = {"id": s.id, "label": s.label, "subject_label": s.subject_label,
-                       "xsi_type": s.xsi_type, "scans": len([x for x in snap.scans if x.session_id == s.id]),
+                       "xsi_type": s.xsi_type, "scans": scan_counts[s.id],
                        "header_source": header_sources.get(s.id, "none")}
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -86,7 +88,7 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
         "fail_on": fail_on,
         "checked": {"subjects": len(subject_ids) if snap.context == "session" else len(snap.subjects),
                     "sessions": len(sessions),
-                    "scans": sum(1 for x in snap.scans if x.session_id in targets),
+                    "scans": sum(scan_counts[t] for t in targets),
                     "dicom_series": sum(len(v) for k, v in snap.headers.items() if k in targets)},
         "totals": totals(findings),
         "notes": notes,
