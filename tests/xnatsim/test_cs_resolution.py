@@ -127,6 +127,29 @@ def test_illegal_values_refused(store: Store, sessions: list[str], bad: str, fou
     assert str(refused.value) == f'Input "mode" has a value containing illegal string "{found}".'
 
 
+def test_a_number_input_is_not_checked_as_xnat_does(store: Store, sessions: list[str]) -> None:
+    """XNAT 3.7.3 stores a ``number`` command input and resolves it like a string: no numeric check
+    (``resolveCommandInput`` converts only booleans), so a non-numeric value reaches the command
+    line, split into tokens in exec form; only the illegal-substring guard applies. xnatsim does
+    the same, so the product must defend itself (issue 8 item 1)."""
+    doc = json.loads(json.dumps(PROBE))
+    doc["inputs"].append({"name": "workers", "type": "number", "replacement-key": "#WORKERS#",
+                          "command-line-flag": "--workers", "default-value": "8"})
+    doc["command-line"] += " #WORKERS#"
+    session = f"/archive/experiments/{sessions[0]}"
+    res = _resolve(store, _command(doc), "probe-session", {"session": session})
+    assert res.command_line.endswith(" --workers 8")
+    hostile = "8 --xnat-host http://127.0.0.1:9"
+    res = _resolve(store, _command(doc), "probe-session", {"session": session, "workers": hostile})
+    assert res.command_line.endswith(f" --workers {hostile}")
+    spec = build_run_spec(_command(doc), command_line=res.command_line, environment={}, binds=[])
+    assert spec.command[-4:] == ["--workers", "8", "--xnat-host", "http://127.0.0.1:9"]
+    assert _resolve(store, _command(doc), "probe-session", {"session": session, "workers": "many"}).command_values[
+        "workers"] == "many"
+    with pytest.raises(ResolutionError, match='Input "workers" has a value containing illegal string'):
+        _resolve(store, _command(doc), "probe-session", {"session": session, "workers": "8;id"})
+
+
 def test_xnat_messages_for_missing_and_unresolvable_inputs(store: Store, sessions: list[str]) -> None:
     session = f"/archive/experiments/{sessions[0]}"
     doc = json.loads(json.dumps(PROBE))
