@@ -6,54 +6,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.docker.cs_probe import PROBE_COMMAND, PROBE_TAG, build_probe, probe_record
+
 pytestmark = pytest.mark.docker
 
-PROBE_DIR = Path(__file__).parent / "images" / "cs-probe"
-PROBE_TAG = "xnatsim-test/cs-probe:1"
 ACTION = "org.nrg.containers.services.CommandActionProvider:"
 SESSION_EVENT = "org.nrg.xnat.eventservice.events.SessionEvent"
-
-#: the command the probe image carries in its org.nrg.commands label
-PROBE_COMMAND: dict[str, Any] = {
-    "name": "probe", "version": "1", "description": "Records its launch", "image": "ignored:0",
-    "command-line": "--label '#LABEL#' #VERBOSE# #MODE# --call-xnat #EXTRA#",
-    "override-entrypoint": False, "reserve-memory": 64, "limit-memory": 256, "limit-cpu": 0.5,
-    "mounts": [{"name": "in", "path": "/input"}, {"name": "out", "path": "/output", "writable": True}],
-    "environment-variables": {"PROBE_SESSION": "#session#"},
-    "inputs": [
-        {"name": "label", "replacement-key": "#LABEL#"},
-        {"name": "verbose", "type": "boolean", "replacement-key": "#VERBOSE#", "true-value": "--verbose",
-         "false-value": "", "default-value": "false"},
-        {"name": "mode", "replacement-key": "#MODE#", "command-line-flag": "--mode"},
-        {"name": "extra", "replacement-key": "#EXTRA#"},
-    ],
-    "outputs": [{"name": "record", "mount": "out", "required": True}],
-    "xnat": [{
-        "name": "probe-session", "description": "Probe a session", "contexts": ["xnat:imageSessionData"],
-        "external-inputs": [{"name": "session", "type": "Session", "provides-files-for-command-mount": "in"}],
-        "derived-inputs": [{"name": "session-label", "type": "string", "derived-from-wrapper-input": "session",
-                            "derived-from-xnat-object-property": "label", "provides-value-for-command-input": "label"}],
-        "output-handlers": [{"name": "record-resource", "accepts-command-output": "record",
-                             "as-a-child-of": "session", "type": "Resource", "label": "PROBE"}],
-    }],
-}
 
 
 @pytest.fixture(scope="module")
 def probe_image(base_image: str) -> str:
     """The probe image, built FROM the base with the probe command in its label."""
-    import docker
-
-    client = docker.from_env(timeout=300)
-    client.images.build(path=str(PROBE_DIR), tag=PROBE_TAG, buildargs={"BASE": base_image}, rm=True,
-                        labels={"org.nrg.commands": json.dumps([PROBE_COMMAND])})
-    return PROBE_TAG
+    return build_probe(base_image)
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +54,7 @@ def _launch(env: dict[str, Any], session: str, **params: str) -> dict[str, Any]:
 
 
 def _probe_record(env: dict[str, Any], session: str) -> dict[str, Any]:
-    from xnatsim.store import Parent
-
-    store = env["server"].store
-    resource = store.get_resource(Parent("experiment", "CSD", experiment_id=session), "PROBE")
-    assert resource is not None
-    result: dict[str, Any] = json.loads((store.resource_dir(resource) / "probe.json").read_text())
-    return result
+    return probe_record(env["server"].store, "CSD", session)
 
 
 def test_label_route_stores_the_image_name_and_id(env: dict[str, Any], probe_image: str) -> None:

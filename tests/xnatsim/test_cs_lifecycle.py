@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xnatsim.cs.backend import RunSpec
+from xnatsim.cs.backend import Exit, Reporter, RunSpec
 from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.sample import add_sessions
 from xnatsim.cs.service import ContainerService
@@ -34,6 +34,7 @@ class GatedBackend:
 
     def __init__(self) -> None:
         self.client = None
+        self.name = "docker"
         self.release = threading.Event()
         self.started = threading.Event()
         self.time_out = False
@@ -46,11 +47,11 @@ class GatedBackend:
         self.started.set()
         return f"gated{len(self.specs)}"
 
-    def wait(self, container_id: str, timeout: float | None = None) -> tuple[int | None, bool]:
+    def wait(self, container_id: str, timeout: float | None = None, report: Reporter | None = None) -> Exit:
         if self.time_out and container_id not in self.killed:
             raise TimeoutError(f"{container_id} still running")
         self.release.wait(30)
-        return (137 if container_id in self.killed else 0), False
+        return Exit(137 if container_id in self.killed else 0)
 
     def logs(self, container_id: str) -> tuple[str, str]:
         return "", ""

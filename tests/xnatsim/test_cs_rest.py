@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from xnatsim.cs.backend import RunSpec
+from xnatsim.cs.backend import Exit, Reporter, RunSpec
 from xnatsim.cs.sample import add_sessions
 from xnatsim.cs.service import ContainerService
 from xnatsim.testing import Server, running_server
@@ -32,6 +32,7 @@ class ScriptedBackend:
         self.files: dict[str, str] = {"report.txt": "hello\n"}
         self.specs: list[RunSpec] = []
         self.client = None
+        self.name = "docker"
 
     def start(self, spec: RunSpec) -> str:
         self.specs.append(spec)
@@ -43,8 +44,8 @@ class ScriptedBackend:
                     target.write_text(text)
         return f"fake{len(self.specs)}"
 
-    def wait(self, container_id: str, timeout: float | None = None) -> tuple[int | None, bool]:
-        return self.exit_code, False
+    def wait(self, container_id: str, timeout: float | None = None, report: Reporter | None = None) -> Exit:
+        return Exit(self.exit_code)
 
     def logs(self, container_id: str) -> tuple[str, str]:
         return f"out of {container_id}\n", ""

@@ -1,15 +1,17 @@
-"""The Docker backend: a container spec built the way the plugin builds it (B.5, B.6, B.8) and
-run on the real engine through the Docker SDK."""
+"""Compute backends: the ``Backend`` protocol the launch pipeline drives, the container spec built
+the way the plugin builds it (B.5, B.6, B.8), and the Docker backend that runs it as a plain
+container on the real engine through the Docker SDK (the Swarm backend is in :mod:`.swarm`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xnatsim.cs.templates import ResolutionError, shell_split
 
-__all__ = ["DockerBackend", "LaunchError", "RunSpec", "build_run_spec"]
+__all__ = ["Backend", "DockerBackend", "Exit", "LaunchError", "RunSpec", "StatusReport", "build_run_spec"]
 
 log = logging.getLogger("xnatsim.cs.backend")
 
@@ -19,6 +21,64 @@ _MIB = 1024 * 1024
 
 class LaunchError(RuntimeError):
     """The backend refused to create or start the container (``Failed (Container launch)``)."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a backend object ended (what finalization needs)."""
+
+    #: the process's exit code (None when the backend never ran it or cannot tell)
+    code: int | None
+    oom: bool = False
+    #: XNAT's failure status when the backend's own end state is a failure ("Failed (Rejected)"…)
+    failure: str | None = None
+    #: the backend's message for that end (a Swarm task's error)
+    message: str | None = None
+    #: the object was lost with its node (a Swarm node error): XNAT restarts it
+    node_error: bool = False
+    #: the node it ran on, when the backend knows it
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A status change the backend saw while waiting (a Swarm task state), for the history."""
+
+    #: the backend's own state ("running", "complete"…), recorded in the history
+    state: str
+    #: the container status XNAT derives from it (``ContainerEntity.mapStatus``)
+    status: str
+    message: str | None = None
+    exit_code: int | None = None
+    #: backend ids learnt with it (task-id, node-id, container-id)
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+#: where a backend sends the status changes it sees
+Reporter = Callable[[StatusReport], None]
+
+
+class Backend(Protocol):
+    """A compute backend as the launch pipeline drives it (the plugin's ``ContainerControlApi``).
+
+    ``start`` creates and starts the backend object and returns its id (a container id, a service
+    id); the other calls take that id.
+    """
+
+    #: "docker" or "swarm", as the compute-backend setting names it
+    name: str
+
+    def start(self, spec: RunSpec) -> str: ...
+
+    def wait(self, ref: str, timeout: float | None = None, report: Reporter | None = None) -> Exit:
+        """Block until the object ends; TimeoutError when it still runs after ``timeout`` s."""
+        ...
+
+    def logs(self, ref: str) -> tuple[str, str]: ...
+
+    def kill(self, ref: str) -> None: ...
+
+    def remove(self, ref: str) -> None: ...
 
 
 @dataclass
@@ -50,6 +110,8 @@ class RunSpec:
     runtime: str | None = None
     ipc_mode: str | None = None
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)
+    #: Swarm placement constraints (``node.labels.x==a``); ignored by plain Docker
+    constraints: list[str] = field(default_factory=list)
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``client.containers.create``."""
@@ -100,6 +162,7 @@ def build_run_spec(
     ports: dict[str, str] | None = None,
     user: str | None = None,
     network_mode: str | None = None,
+    constraints: list[str] | None = None,
 ) -> RunSpec:
     """The container spec for a resolved main command on standalone Docker.
 
@@ -147,11 +210,15 @@ def build_run_spec(
         runtime=command.get("runtime") or None,
         ipc_mode=command.get("ipc-mode") or None,
         ulimits=ulimits,
+        constraints=list(constraints or []),
     )
 
 
 class DockerBackend:
-    """Create, start, wait for, read logs of and remove containers on the local engine."""
+    """Create, start, wait for, read logs of and remove containers on the local engine; also the
+    engine's images (which XNAT reads from its Docker server whatever the backend)."""
+
+    name = "docker"
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
@@ -229,8 +296,8 @@ class DockerBackend:
             raise LaunchError(f"Failed to start: {exc.explanation or exc}") from exc
         return str(container.id)
 
-    def wait(self, container_id: str, timeout: float | None = None) -> tuple[int | None, bool]:
-        """Block until the container exits; returns (exit code, OOM-killed).
+    def wait(self, container_id: str, timeout: float | None = None, report: Reporter | None = None) -> Exit:
+        """Block until the container exits (``docker wait``); Docker events need no report.
 
         Raises :class:`TimeoutError` when it is still running after ``timeout`` seconds.
         """
@@ -247,7 +314,7 @@ class DockerBackend:
         container.reload()
         oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
         code = result.get("StatusCode")
-        return (int(code) if code is not None else None), oom
+        return Exit(int(code) if code is not None else None, oom=oom)
 
     def logs(self, container_id: str) -> tuple[str, str]:
         """(stdout, stderr) of a container."""

@@ -12,6 +12,7 @@ from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.images import save_image_commands
 from xnatsim.cs.registry import CommandError, Registry
 from xnatsim.cs.service import ContainerService, LaunchRefused
+from xnatsim.cs.settings import SettingsError
 from xnatsim.routing import HTTPError, Request, Response, Router
 
 if TYPE_CHECKING:
@@ -159,7 +160,10 @@ def register(router: Router) -> None:
         body = _json_body(request)
         if not isinstance(body, dict):
             raise HTTPError(400, "The body must be a JSON object.")
-        service(request).save_settings(body)
+        try:
+            service(request).save_settings(body)
+        except SettingsError as exc:
+            raise HTTPError(400, str(exc)) from exc
         return Response.json(service(request).settings.as_json(), 201)
 
     # --------------------------------------------------------------------- commands (C.1)

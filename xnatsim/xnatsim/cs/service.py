@@ -1,9 +1,10 @@
-"""The launch pipeline (spec B.1, B.6, B.7, B.9): queue → resolve → run on Docker → finalize.
+"""The launch pipeline (spec B.1, B.6, B.7, B.9): queue → resolve → run on a backend → finalize.
 
 A launch returns at once with ``{"status": "success", "workflow-id": …}`` (queued); a worker
 thread then resolves the wrapper, creates the output build directories, issues an alias token,
-runs the container, stores its logs, uploads outputs on success, revokes the token and records
-every status in the container's history and its workflow.
+runs the container (a plain Docker container, or a Swarm service, as the compute-backend setting
+says at launch), stores its logs, uploads outputs on success, revokes the token, removes the
+backend object (auto-cleanup) and records every status in the container's history and workflow.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xnatsim.cs.backend import Bind, DockerBackend, LaunchError, build_run_spec
+from xnatsim.cs.backend import (
+    Backend,
+    Bind,
+    DockerBackend,
+    Exit,
+    LaunchError,
+    RunSpec,
+    StatusReport,
+    build_run_spec,
+)
 from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.outputs import run_handlers
+from xnatsim.cs.records import HistoryItem, now_ms
 from xnatsim.cs.registry import Registry
 from xnatsim.cs.resolution import INJECTED_ENV, Resolved, apply_overlay, resolve
+from xnatsim.cs.settings import CSSettings, resolve_constraints
+from xnatsim.cs.swarm import SwarmBackend
 from xnatsim.cs.templates import ResolutionError
 from xnatsim.cs.xnatobjects import StoreLoader
 from xnatsim.store import Store, StoreError
@@ -37,63 +50,8 @@ log = logging.getLogger("xnatsim.cs")
 Doc = dict[str, Any]
 TERMINAL_PREFIXES = ("Complete", "Failed", "Killed")
 MASK = "******"
-
-
-@dataclass
-class CSSettings:
-    """The compute-backend settings (``/xapi/docker/server``) plus xnatsim's own knobs."""
-
-    #: XNAT_HOST for containers; empty → the server's own URL (loopback)
-    processing_url: str = ""
-    #: Docker network mode for containers; "host" keeps traffic on 127.0.0.1
-    network: str = "host"
-    #: the process user (``uid`` or ``uid:gid``); empty → the image's USER
-    container_user: str = ""
-    #: remove containers once finalized
-    auto_cleanup: bool = True
-    path_translation_xnat_prefix: str = ""
-    path_translation_docker_prefix: str = ""
-    #: containers run at the same time (the JMS consumers' concurrency)
-    max_concurrent: int = 8
-    #: seconds a container may run before it is killed
-    timeout: float = 3600.0
-
-    def as_json(self) -> Doc:
-        return {
-            "backend": "docker", "host": "unix:///var/run/docker.sock",
-            "processing-url": self.processing_url, "network": self.network,
-            "container-user": self.container_user, "auto-cleanup": self.auto_cleanup,
-            "path-translation-xnat-prefix": self.path_translation_xnat_prefix,
-            "path-translation-docker-prefix": self.path_translation_docker_prefix,
-            "max-concurrent": self.max_concurrent, "timeout": self.timeout,
-        }
-
-    def update(self, doc: Mapping[str, Any]) -> None:
-        for key, value in doc.items():
-            attr = key.replace("-", "_")
-            if attr in ("backend", "host") or not hasattr(self, attr):
-                continue
-            current = getattr(self, attr)
-            if isinstance(current, bool):
-                value = value if isinstance(value, bool) else str(value).lower() == "true"
-            elif isinstance(current, int):
-                value = int(value)
-            elif isinstance(current, float):
-                value = float(value)
-            else:
-                value = "" if value is None else str(value)
-            setattr(self, attr, value)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CSSettings:
-        """Defaults overridden by ``XNATSIM_PROCESSING_URL``, ``XNATSIM_CONTAINER_NETWORK``,
-        ``XNATSIM_CONTAINER_USER``."""
-        env = os.environ if env is None else env
-        settings = cls()
-        settings.processing_url = env.get("XNATSIM_PROCESSING_URL", settings.processing_url)
-        settings.network = env.get("XNATSIM_CONTAINER_NETWORK", settings.network)
-        settings.container_user = env.get("XNATSIM_CONTAINER_USER", settings.container_user)
-        return settings
+#: restarts of a service lost with its Swarm node before it fails (``restartService``)
+MAX_RESTARTS = 5
 
 
 class LaunchRefused(ValueError):
@@ -115,7 +73,9 @@ class _Job:
     workflow_id: int | None
     killed: bool = False
     kill_reason: str = "Killed by request"
-    docker_id: str | None = None
+    #: the backend that runs it (chosen at launch) and its object there (container or service id)
+    backend: str = "docker"
+    ref: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -129,8 +89,10 @@ class ContainerService:
         *,
         settings: CSSettings | None = None,
         backend: DockerBackend | None = None,
+        swarm: Backend | None = None,
         server_url: Callable[[], str] | None = None,
     ) -> None:
+        """``backend`` is the engine (images, plain containers); ``swarm`` runs services on it."""
         self.store = store
         self.db = db
         self.registry = Registry(db)
@@ -138,7 +100,9 @@ class ContainerService:
         saved = db.get("settings", 1)
         if saved:
             self.settings.update(saved)
+        #: the Docker engine: images, and the plain-container backend
         self.backend = backend or DockerBackend()
+        self.swarm: Backend = swarm or SwarmBackend(self.backend)
         self.loader = StoreLoader(store)
         self._server_url = server_url or (lambda: "")
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -150,8 +114,13 @@ class ContainerService:
         self._recover_orphans()
 
     def save_settings(self, doc: Mapping[str, Any]) -> None:
+        """Apply and keep a posted setting (SettingsError: nothing changes)."""
         self.settings.update(doc)
         self.db.put("settings", 1, self.settings.as_json())
+
+    def backend_for(self, name: str) -> Backend:
+        """The backend that runs launches of the ``backend`` setting ``name``."""
+        return self.swarm if name == "swarm" else self.backend
 
     def add_finish_listener(self, fn: Callable[[Doc], None]) -> None:
         """Call ``fn(container)`` whenever a container reaches a terminal status."""
@@ -177,7 +146,8 @@ class ContainerService:
         if root_element and str_params.get(root_element):
             workflow_id = self._create_workflow(wrapper, str_params[root_element], user, project)
         container = self._new_record(command, wrapper, str_params, user, project, workflow_id, root_element)
-        job = _Job(container["id"], command, wrapper, str_params, user, project, workflow_id)
+        job = _Job(container["id"], command, wrapper, str_params, user, project, workflow_id,
+                   backend=container["backend"])
         with self._lock:
             self._jobs[job.container_id] = job
         self._start_workers()
@@ -229,9 +199,9 @@ class ContainerService:
         if job is None or job.done.is_set() or current.get("status") == "Finalizing":
             raise LaunchRefused(f"Container {container_id} is not running.", 400)
         job.killed = True
-        if job.docker_id:
+        if job.ref:
             try:
-                self.backend.kill(job.docker_id)
+                self.backend_for(job.backend).kill(job.ref)
             except LaunchError as exc:  # it exited meanwhile: its exit code decides
                 job.killed = False
                 raise LaunchRefused(f"Container {container_id} is not running: {exc}", 400) from exc
@@ -259,11 +229,12 @@ class ContainerService:
                 continue  # another xnatsim process on the same data folder is running it
             if record.get("token-alias"):
                 self.store.revoke_token(record["token-alias"])
-            if record.get("container-id"):
+            ref = _backend_ref(record)
+            if ref:
                 try:
-                    self.backend.remove(record["container-id"])
+                    self.backend_for(record.get("backend") or "docker").remove(ref)
                 except Exception:  # no engine now: nothing left to clean up on it
-                    log.warning("could not remove orphaned container %s", record["container-id"])
+                    log.warning("could not remove orphaned container %s", ref)
             if self.settings.auto_cleanup:
                 for mount in record.get("mounts") or []:
                     folder = Path(mount.get("xnat-host-path") or "")
@@ -325,11 +296,11 @@ class ContainerService:
         workflow_id: int | None, root_element: str | None,
     ) -> Doc:
         cid = self.db.next_id("container")
-        now = _now_ms()
+        now = now_ms()
         record: Doc = {
             "id": cid, "command-id": command["id"], "wrapper-id": wrapper["id"], "status": "Queued",
             "status-time": now, "container-id": None, "service-id": None, "workflow-id": str(workflow_id or ""),
-            "user-id": user, "project": project, "backend": "docker", "subtype": "main",
+            "user-id": user, "project": project, "backend": self.settings.backend, "subtype": "main",
             "docker-image": command["image"], "container-name": None, "command-line": None,
             "override-entrypoint": bool(command.get("override-entrypoint")),
             "parent-source-object-name": root_element, "params": params, "env": {}, "mounts": [],
@@ -345,20 +316,21 @@ class ContainerService:
         return record
 
     def _update(self, cid: int, status: str | None = None, message: str | None = None,
-                fields: Doc | None = None) -> Doc:
+                fields: Doc | None = None, *, history: HistoryItem | None = None,
+                workflow_status: str | None = None) -> Doc:
+        """Set fields and (with ``status``) the status, a history entry (by default the system's
+        own) and the workflow's status (by default the same)."""
         record = self.container(cid)
         assert record is not None
         record.update(fields or {})
         if status is not None:
-            now = _now_ms()
+            now = now_ms()
             record["status"] = status
             record["status-time"] = now
-            record["history"].append({
-                "status": status, "entity-type": "system", "entity-id": None, "time-recorded": now,
-                "external-timestamp": None, "message": message, "exitCode": record.get("exit-code"),
-            })
+            item = history or HistoryItem(status, message=message, exit_code=record.get("exit-code"))
+            record["history"].append(item.as_json(now))
             if record.get("workflow-id"):
-                self._set_workflow_status(int(record["workflow-id"]), status, message)
+                self._set_workflow_status(int(record["workflow-id"]), workflow_status or status, message)
         self.db.put("container", cid, record, key=record.get("project") or "")
         return record
 
@@ -446,6 +418,8 @@ class ContainerService:
                 working_dir=resolved.working_directory, container_name=resolved.container_name,
                 labels={**self._tracking_labels(job, resolved), **resolved.container_labels},
                 ports=resolved.ports, user=user, network_mode=self.settings.network or None,
+                constraints=resolve_constraints(self.settings.swarm_constraints, job.params.get("swarm-constraints"))
+                if job.backend == "swarm" else None,
             )
             self._update(
                 cid, "Created", fields={
@@ -454,25 +428,16 @@ class ContainerService:
                     "container-name": resolved.container_name, "token-alias": token["alias"],
                 },
             )
-            docker_id = self.backend.start(spec)
-            job.docker_id = docker_id
-            self._update(cid, "Running", fields={"container-id": docker_id})
-            if job.killed:
-                self.backend.kill(docker_id)
-            try:
-                exit_code, oom = self.backend.wait(docker_id, timeout=self.settings.timeout)
-            except TimeoutError:
-                with contextlib.suppress(LaunchError):  # it may have exited meanwhile
-                    self.backend.kill(docker_id)
-                exit_code, oom = self.backend.wait(docker_id, timeout=60)
-                job.killed = True
-                job.kill_reason = f"Killed after the time-out of {self.settings.timeout:g} s"
-            self._update(cid, "Finalizing", fields={"exit-code": exit_code})
-            stdout, stderr = self.backend.logs(docker_id)
+            backend = self.backend_for(job.backend)
+            ended = self._run_backend(job, backend, spec)
+            if ended.node_error:  # lost with its node too often: XNAT gives up without finalizing
+                return
+            self._update(cid, "Finalizing", fields={"exit-code": ended.code})
+            stdout, stderr = backend.logs(job.ref) if job.ref else ("", "")
             self._update(cid, None, fields={"log-paths": self._write_logs(cid, stdout, stderr)})
-            if self.settings.auto_cleanup or command.get("auto-remove"):
-                self.backend.remove(docker_id)
-            self._finalize(job, resolved, mount_paths, exit_code, oom)
+            self._finalize(job, resolved, mount_paths, ended)
+            if job.ref and (self.settings.auto_cleanup or command.get("auto-remove")):
+                backend.remove(job.ref)
         except (LaunchError, StoreError, ResolutionError, OSError) as exc:
             message = exc.message if isinstance(exc, StoreError) else str(exc)
             self._update(cid, "Failed (Container launch)", message)
@@ -488,16 +453,62 @@ class ContainerService:
                 if self.settings.auto_cleanup:
                     shutil.rmtree(folder, ignore_errors=True)
 
-    def _finalize(self, job: _Job, resolved: Resolved, mount_paths: dict[str, Path], exit_code: int | None, oom: bool) -> None:
+    def _run_backend(self, job: _Job, backend: Backend, spec: RunSpec) -> Exit:
+        """Start the object and wait for its end; a Swarm service lost with its node is removed
+        and started again from the same spec, at most :data:`MAX_RESTARTS` times."""
+        cid = job.container_id
+        restarts = 0
+        while True:
+            job.ref = backend.start(spec)
+            id_field = "service-id" if backend.name == "swarm" else "container-id"
+            self._update(cid, "Running" if backend.name == "docker" else None, fields={id_field: job.ref})
+            if job.killed:
+                backend.kill(job.ref)
+            try:
+                ended = backend.wait(job.ref, self.settings.timeout, lambda r: self._task_report(cid, r))
+            except TimeoutError:
+                with contextlib.suppress(LaunchError):  # it may have exited meanwhile
+                    backend.kill(job.ref)
+                ended = backend.wait(job.ref, 60)
+                job.killed = True
+                job.kill_reason = f"Killed after the time-out of {self.settings.timeout:g} s"
+            if not ended.node_error or job.killed:
+                return ended
+            backend.remove(job.ref)
+            lost, job.ref = job.ref, None
+            if restarts >= MAX_RESTARTS:
+                message = (f"Swarm node error: Service not found on swarm OR state='shutdown' OR apparently active "
+                           f"current state with exit status of -1 or desired state='shutdown' occurred in all "
+                           f"{MAX_RESTARTS + 1} attempts)")
+                self._update(cid, "Failed", message, history=HistoryItem("failed", "service", message, "126"),
+                             workflow_status="Failed (Swarm)")
+                return Exit(126, failure="Failed", message=message, node_error=True)
+            restarts += 1
+            self._update(cid, "Restart", fields={"service-id": None, "task-id": None, "container-id": None,
+                                                  "node-id": None},
+                         message=f"Restarting serviceId {lost} due to apparent swarm node error "
+                                 f"(likely node {ended.node} went down)")
+
+    def _task_report(self, cid: int, report: StatusReport) -> None:
+        """A new Swarm task state: a history entry with the raw state, the mapped container status."""
+        fields = {key: value for key, value in report.ids.items() if not (self.container(cid) or {}).get(key)}
+        self._update(cid, report.status, report.message, fields=fields,
+                     history=HistoryItem(report.state, "service", report.message, report.exit_code))
+
+    def _finalize(self, job: _Job, resolved: Resolved, mount_paths: dict[str, Path], ended: Exit) -> None:
         cid = job.container_id
         if job.killed:
             self._update(cid, "Failed (Killed)", job.kill_reason)
             return
-        if oom:
+        if ended.oom:
             self._update(cid, "Failed (Oom)", "The container ran out of memory")
             return
-        if exit_code not in (None, 0):
-            self._update(cid, "Failed", f"Non-zero exit code {exit_code}")
+        if ended.failure is not None:  # the backend's own failure state (XNAT keeps its details)
+            detail = ended.message or "Non-zero exit code and/or failure status from container"
+            self._update(cid, ended.failure, detail)
+            return
+        if ended.code not in (None, 0):
+            self._update(cid, "Failed", f"Non-zero exit code {ended.code}")
             return
         results = run_handlers(self.store, resolved.outputs, mount_paths, job.user)
         outputs = [
@@ -629,13 +640,21 @@ class ContainerService:
         for path in record.get("log-paths") or []:
             if path.endswith(f"/{stream}.log"):
                 return Path(path).read_text(encoding="utf-8")
-        if record.get("container-id") and not record["status"].startswith(TERMINAL_PREFIXES):
+        ref = _backend_ref(record)
+        if ref and not record["status"].startswith(TERMINAL_PREFIXES):
             try:
-                out, err = self.backend.logs(record["container-id"])
+                out, err = self.backend_for(record.get("backend") or "docker").logs(ref)
                 return out if stream == "stdout" else err
             except Exception:
                 return None
         return None
+
+
+def _backend_ref(record: Doc) -> str | None:
+    """The id of a record's object on its backend: a service id on Swarm, else the container id."""
+    key = "service-id" if record.get("backend") == "swarm" else "container-id"
+    ref = record.get(key)
+    return str(ref) if ref else None
 
 
 def _alive(pid: Any) -> bool:
@@ -692,10 +711,6 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _now_text() -> str:
