@@ -8,7 +8,7 @@ from xnatsim.routing import Request, Response, Router, Routes
 from xnatsim.server import ROUTE_MODULES
 
 #: modules whose handlers other work is still moving out of their ``register`` (shrinks to empty)
-NOT_YET_CONVERTED = {"xnatsim.cs.routes"}
+NOT_YET_CONVERTED: set[str] = set()
 
 
 def _router() -> Router:
