@@ -15,7 +15,7 @@ usage() {
 Usage: ./build.sh [build] [options] [IMAGE...]
        ./build.sh setup
        ./build.sh test
-       ./build.sh demo [options]
+       ./build.sh demo [--swarm] [options]
        ./build.sh register --xnat URL [--user USER] [--ca-bundle FILE | --insecure] [--netrc FILE]
        ./build.sh --help
 
@@ -35,7 +35,9 @@ Subcommands:
              project-summary launched through its Container Service; prints where the report is.
              Then "python -m xnatsim demo-dicom-upload": a small DICOM batch sent by the
              dicom-upload image over C-STORE into the simulator's receiver, verified.
-             The simulator's data is kept in .demo/ (a re-run reuses it).
+             The simulator's data is kept in .demo/ (a re-run reuses it). With --swarm the
+             Container Service launches run as Docker Swarm services (a single-node swarm is
+             made and left if needed).
   register   POST every command in command-json/ to XNAT's /xapi/commands (how Kubernetes sites,
              whose XNAT cannot read image labels, add commands), with "xnatnode register" from
              .venv (created as for test). Each file is checked with XNAT's rules first; a command
@@ -442,12 +444,19 @@ cmd_test() {
 }
 
 cmd_demo() {
-    cmd_build "$@"
+    local build_args=() demo_args=()
+    for arg in "$@"; do
+        case "${arg}" in
+            --swarm) demo_args+=(--swarm) ;;
+            *) build_args+=("${arg}") ;;
+        esac
+    done
+    cmd_build "${build_args[@]}"
     ensure_venv
     cd "${REPO_DIR}"
     # A kept data folder, so the printed report path stays valid after the demo ends.
     "${VENV_DIR}/bin/python" -m xnatsim demo --data "${REPO_DIR}/.demo" \
-        --command-json "${REPO_DIR}/command-json"
+        --command-json "${REPO_DIR}/command-json" "${demo_args[@]}"
     # dicom-upload: a small deep-storage batch sent by C-STORE into the simulator's DICOM receiver
     "${VENV_DIR}/bin/python" -m xnatsim demo-dicom-upload --data "${REPO_DIR}/.demo/dicom-upload"
 }

@@ -8,6 +8,11 @@ route, waits, and prints the container's status, log tail and where the HTML rep
 when the nifti-import image is there, uploads a BIDS batch and launches ``nifti-import-project``
 (:mod:`xnatsim.cs.demo_nifti`); when the label-validation image is there, audits the project's
 labels against a convention and shows the on-archive path (:mod:`xnatsim.cs.demo_labels`).
+
+``--swarm`` runs the launches as a Docker Swarm service: the engine becomes a single-node swarm
+(``docker swarm init --advertise-addr 127.0.0.1``) unless it is a manager already, the admin
+setting is switched as in XNAT (``POST /xapi/docker/server`` with ``swarm-mode: true``), and a swarm
+made here is left again at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wrapper", default=DEMO_WRAPPER, help=f"wrapper to launch (default {DEMO_WRAPPER})")
     parser.add_argument("--serve", action="store_true", help="keep serving after the demo (Ctrl-C stops)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the container")
+    parser.add_argument("--swarm", action="store_true",
+                        help="launch as a Docker Swarm service (a single-node swarm is made and left if needed)")
 
 
 def command_images(folder: Path) -> list[str]:
@@ -125,10 +132,13 @@ def run(args: argparse.Namespace) -> int:
     server = make_server(ServerConfig(data_dir=data, host="127.0.0.1", port=args.port, fetch_schemas=False))
     thread = serve_in_thread(server)
     status = 1
+    made_swarm = False
     try:
         apply_seed(server.app.store, "demo")
         print(f"xnatsim on {server.app.url} (data {data}); demo project {DEMO_PROJECT}")
         client = Client(server.app.url, "admin", "admin")
+        if args.swarm:
+            made_swarm = _use_swarm(client)
         wrappers: dict[str, int] = {}
         for image in images:
             saved = client.request("POST", "/xapi/docker/images/save", query={"image": image})
@@ -175,5 +185,30 @@ def run(args: argparse.Namespace) -> int:
         return getattr(exc, "status", 1)
     finally:
         stop_in_thread(server, thread)
+        if made_swarm:
+            _leave_swarm()
         if tmp is not None:
             tmp.cleanup()
+
+
+def _use_swarm(client: Any) -> bool:
+    """Join (or make) a swarm and switch the backend as an XNAT admin does; True if a swarm was made."""
+    import docker
+
+    from xnatsim.cs.swarm import join_local_swarm
+
+    made = join_local_swarm(docker.from_env(timeout=60))
+    if made:
+        print("made a single-node swarm (docker swarm init --advertise-addr 127.0.0.1); it is left at the end")
+    setting = client.request("POST", "/xapi/docker/server", body={"swarm-mode": True})
+    print(f"compute backend: {setting['backend']} (launches become Swarm services)")
+    return made
+
+
+def _leave_swarm() -> None:
+    import docker
+
+    from xnatsim.cs.swarm import leave_local_swarm
+
+    leave_local_swarm(docker.from_env(timeout=60))
+    print("left the swarm (docker swarm leave --force)")

@@ -22,7 +22,7 @@ from typing import Any
 
 from xnatsim.cs.backend import DockerBackend, Exit, LaunchError, Reporter, RunSpec, StatusReport
 
-__all__ = ["EXIT_STATES", "SwarmBackend", "map_task_state", "service_kwargs"]
+__all__ = ["EXIT_STATES", "SwarmBackend", "join_local_swarm", "leave_local_swarm", "map_task_state", "service_kwargs"]
 
 log = logging.getLogger("xnatsim.cs.swarm")
 
@@ -254,3 +254,23 @@ class SwarmBackend:
             pass
         except docker.errors.APIError:
             log.warning("could not remove service %s", ref)
+
+
+def join_local_swarm(client: Any) -> bool:
+    """Make the engine a single-node swarm (``docker swarm init --advertise-addr 127.0.0.1``) unless
+    it is a swarm manager already; True when this call made it (so the caller leaves it again)."""
+    info = client.info().get("Swarm") or {}
+    state = info.get("LocalNodeState")
+    if state == "active":
+        if not info.get("ControlAvailable"):
+            raise LaunchError("the engine is a Swarm worker; services are created on a manager")
+        return False
+    if state != "inactive":
+        raise LaunchError(f"the engine's swarm is {state}; try again when it is active or inactive")
+    client.swarm.init(advertise_addr="127.0.0.1")
+    return True
+
+
+def leave_local_swarm(client: Any) -> None:
+    """``docker swarm leave --force``."""
+    client.swarm.leave(force=True)
