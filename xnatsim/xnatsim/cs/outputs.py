@@ -28,6 +28,11 @@ class UploadResult:
     #: URI of what was created (resource, assessor or scan)
     uri: str | None = None
 
+    def as_json(self) -> Doc:
+        """The container record's ``outputs`` entry."""
+        return {"name": self.output, "from-output-handler": self.handler, "required": self.required,
+                "created": self.uri, "ok": self.ok, "message": self.message}
+
 
 def parent_of(obj: Doc) -> Parent:
     """The store parent for an object's A.13 JSON (what a resource hangs on)."""

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HistoryItem", "now_ms"]
+__all__ = ["MASK", "HistoryItem", "InputRecord", "MountRecord", "now_ms"]
 
 Doc = dict[str, Any]
 
@@ -34,3 +34,40 @@ class HistoryItem:
             "external-timestamp": self.external_timestamp, "message": self.message,
             "exitCode": None if self.exit_code is None else self.exit_code,
         }
+
+
+#: what XNAT shows instead of a sensitive value or a secret
+MASK = "******"
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One resolved input of a container (``Container.ContainerInput``); sensitive values masked."""
+
+    #: "wrapper-external", "wrapper-derived" or "command"
+    type: str
+    name: str
+    value: str | None
+    sensitive: bool = False
+
+    def as_json(self) -> Doc:
+        return {"type": self.type, "name": self.name, "value": MASK if self.sensitive else self.value,
+                "sensitive": self.sensitive}
+
+
+@dataclass(frozen=True)
+class MountRecord:
+    """One mount of a container (``Container.ContainerMount``): XNAT's path and the path Docker binds."""
+
+    name: str
+    writable: bool
+    container_path: str
+    xnat_host_path: str
+    container_host_path: str
+    #: the archive folder an input mount was fed from (None for an output mount)
+    source: str | None = None
+
+    def as_json(self) -> Doc:
+        return {"name": self.name, "writable": self.writable, "container-path": self.container_path,
+                "xnat-host-path": self.xnat_host_path, "container-host-path": self.container_host_path,
+                "input-files": [] if self.source is None else [{"from-uri": None, "root-directory": self.source}]}

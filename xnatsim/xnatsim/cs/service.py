@@ -34,7 +34,7 @@ from xnatsim.cs.backend import (
 )
 from xnatsim.cs.db import DocumentDB
 from xnatsim.cs.outputs import run_handlers
-from xnatsim.cs.records import HistoryItem, now_ms
+from xnatsim.cs.records import MASK, HistoryItem, InputRecord, MountRecord, now_ms
 from xnatsim.cs.registry import Registry
 from xnatsim.cs.resolution import INJECTED_ENV, Resolved, apply_overlay, resolve
 from xnatsim.cs.settings import CSSettings, resolve_constraints
@@ -49,7 +49,6 @@ log = logging.getLogger("xnatsim.cs")
 
 Doc = dict[str, Any]
 TERMINAL_PREFIXES = ("Complete", "Failed", "Killed")
-MASK = "******"
 #: restarts of a service lost with its Swarm node before it fails (``restartService``)
 MAX_RESTARTS = 5
 
@@ -402,11 +401,13 @@ class ContainerService:
             self._update(cid, "Failed (Command resolution)", str(exc))
             return
         self._update(cid, None, fields={"command-line": resolved.command_line,
-                                        "inputs": _inputs_record(command, wrapper, resolved)})
+                                        "inputs": [r.as_json() for r in _inputs_record(command, wrapper, resolved)]})
         token: Doc | None = None
         build_dirs: list[Path] = []
         try:
-            mount_paths, binds, build_dirs = self._prepare_mounts(command, resolved)
+            mounts, build_dirs = self._prepare_mounts(command, resolved)
+            mount_paths = {m.name: Path(m.xnat_host_path) for m in mounts}
+            binds = [Bind(self._translate(m.xnat_host_path), m.container_path, not m.writable) for m in mounts]
             token = self.store.issue_token(job.user)
             env = self._environment(resolved, token, job.workflow_id)
             secret_env = _secrets(command, resolved)
@@ -424,7 +425,7 @@ class ContainerService:
             self._update(
                 cid, "Created", fields={
                     "env": {k: (MASK if k in hidden else v) for k, v in env.items()},
-                    "mounts": [_mount_record(m, mount_paths) for m in resolved.mounts],
+                    "mounts": [m.as_json() for m in mounts],
                     "container-name": resolved.container_name, "token-alias": token["alias"],
                 },
             )
@@ -511,11 +512,7 @@ class ContainerService:
             self._update(cid, "Failed", f"Non-zero exit code {ended.code}")
             return
         results = run_handlers(self.store, resolved.outputs, mount_paths, job.user)
-        outputs = [
-            {"name": r.output, "from-output-handler": r.handler, "required": r.required,
-             "created": r.uri, "ok": r.ok, "message": r.message}
-            for r in results
-        ]
+        outputs = [r.as_json() for r in results]
         failed = [r for r in results if not r.ok and r.required]
         for r in results:
             if not r.ok:
@@ -548,11 +545,10 @@ class ContainerService:
                     f'Output handler "{out.handler}": user {user} cannot edit {parent.get("uri") if parent else ""} '
                     f'(as-a-child-of "{out.parent_input}").')
 
-    def _prepare_mounts(self, command: Doc, resolved: Resolved) -> tuple[dict[str, Path], list[Bind], list[Path]]:
-        """Create output build dirs (and writable copies); the binds as Docker sees them."""
+    def _prepare_mounts(self, command: Doc, resolved: Resolved) -> tuple[list[MountRecord], list[Path]]:
+        """Create output build dirs (and writable copies); every mount with its host paths."""
         uid = self._container_uid(command)
-        mount_paths: dict[str, Path] = {}
-        binds: list[Bind] = []
+        mounts: list[MountRecord] = []
         created: list[Path] = []
         for mount in resolved.mounts:
             if mount.source is None or mount.copy:
@@ -573,9 +569,9 @@ class ContainerService:
                 host, read_only = Path(mount.source), mount.read_only
                 if not host.exists():
                     host.mkdir(parents=True, exist_ok=True)  # XNAT creates missing mount dirs
-            mount_paths[mount.name] = host
-            binds.append(Bind(self._translate(str(host)), mount.container_path, read_only))
-        return mount_paths, binds, created
+            mounts.append(MountRecord(mount.name, not read_only, mount.container_path, str(host), str(host),
+                                      mount.source))
+        return mounts, created
 
     def _container_uid(self, command: Doc) -> int | None:
         user = self.settings.container_user
@@ -685,26 +681,15 @@ def _secrets(command: Doc, resolved: Resolved) -> dict[str, str]:
     return out
 
 
-def _inputs_record(command: Doc, wrapper: Doc, resolved: Resolved) -> list[Doc]:
+def _inputs_record(command: Doc, wrapper: Doc, resolved: Resolved) -> list[InputRecord]:
     sensitive = {i["name"] for i in [*command["inputs"], *wrapper["external-inputs"], *wrapper["derived-inputs"]]
                  if i.get("sensitive")}
-    rows = []
     kinds = {i["name"]: "wrapper-external" for i in wrapper["external-inputs"]}
     kinds.update({i["name"]: "wrapper-derived" for i in wrapper["derived-inputs"]})
-    for name, value in resolved.wrapper_values.items():
-        rows.append({"type": kinds.get(name, "wrapper-external"), "name": name,
-                     "value": MASK if name in sensitive else value, "sensitive": name in sensitive})
-    for name, value in resolved.command_values.items():
-        rows.append({"type": "command", "name": name, "value": MASK if name in sensitive else value,
-                     "sensitive": name in sensitive})
+    rows = [InputRecord(kinds.get(name, "wrapper-external"), name, value, name in sensitive)
+            for name, value in resolved.wrapper_values.items()]
+    rows += [InputRecord("command", name, value, name in sensitive) for name, value in resolved.command_values.items()]
     return rows
-
-
-def _mount_record(mount: Any, paths: dict[str, Path]) -> Doc:
-    host = str(paths.get(mount.name, ""))
-    return {"name": mount.name, "writable": not mount.read_only, "container-path": mount.container_path,
-            "xnat-host-path": host, "container-host-path": host,
-            "input-files": [] if mount.source is None else [{"from-uri": None, "root-directory": mount.source}]}
 
 
 def _json(value: Any) -> str:
