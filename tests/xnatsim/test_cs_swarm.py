@@ -210,3 +210,17 @@ def test_after_five_restarts_the_launch_fails(tmp_path: Path) -> None:
     assert workflow["status"] == "Failed (Swarm)"
     tokens = {t["alias"]: t for t in store.list_tokens("admin")}
     assert tokens[record["token-alias"]]["enabled"] is False
+
+
+def test_path_translation_in_binds_and_the_record(tmp_path: Path) -> None:
+    """Both prefixes set: Docker binds (and the record shows as container-host-path) the translated path;
+    xnat-host-path stays XNAT's own."""
+    swarm = ScriptedSwarm()
+    store, service = _service(tmp_path, swarm)
+    service.save_settings({"path-translation-xnat-prefix": str(store.data_dir),
+                           "path-translation-docker-prefix": "/nodes/xnat"})
+    record = _launch(store, service)
+    (mount,) = record["mounts"]
+    assert mount["xnat-host-path"].startswith(str(store.build_dir) + "/")
+    assert mount["container-host-path"] == mount["xnat-host-path"].replace(str(store.data_dir), "/nodes/xnat")
+    assert [b.host_path for b in swarm.specs[0].binds] == [mount["container-host-path"]]

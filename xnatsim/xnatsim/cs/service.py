@@ -407,7 +407,7 @@ class ContainerService:
         try:
             mounts, build_dirs = self._prepare_mounts(command, resolved)
             mount_paths = {m.name: Path(m.xnat_host_path) for m in mounts}
-            binds = [Bind(self._translate(m.xnat_host_path), m.container_path, not m.writable) for m in mounts]
+            binds = [Bind(m.container_host_path, m.container_path, not m.writable) for m in mounts]
             token = self.store.issue_token(job.user)
             env = self._environment(resolved, token, job.workflow_id)
             secret_env = _secrets(command, resolved)
@@ -569,8 +569,8 @@ class ContainerService:
                 host, read_only = Path(mount.source), mount.read_only
                 if not host.exists():
                     host.mkdir(parents=True, exist_ok=True)  # XNAT creates missing mount dirs
-            mounts.append(MountRecord(mount.name, not read_only, mount.container_path, str(host), str(host),
-                                      mount.source))
+            mounts.append(MountRecord(mount.name, not read_only, mount.container_path, str(host),
+                                      self._translate(str(host)), mount.source))
         return mounts, created
 
     def _container_uid(self, command: Doc) -> int | None:
