@@ -83,6 +83,29 @@ def test_upload_list_download_and_layout(api: Api, session: tuple[str, str, str]
     assert api.get(base + "/resources/NIFTI/files/missing.nii").status_code == 404
 
 
+def test_raw_uploads_stage_one_file_and_keep_umask_permissions(
+        api: Api, session: tuple[str, str, str], xnatsim_server: Server) -> None:
+    """A raw body is staged as one file in tmp/ (no folder per upload), moved into place with the
+    umask's permissions (container jobs read the archive as another UID), and never left behind:
+    stored, refused as a duplicate, or refused as a conflict."""
+    p, _, base = session
+    url = base + "/resources/NIFTI/files/"
+    assert api.put(url + "a.nii", data=b"A" * 5000).status_code == 200
+    duplicate = api.put(url + "a.nii", data=b"B" * 5000)
+    assert (duplicate.status_code, duplicate.json()) == (200, {"duplicates": ["a.nii"]})
+    assert api.put(url + "a.nii/below.nii", data=b"C").status_code == 409
+    tmp = xnatsim_server.store.tmp_dir
+    assert not list(tmp.iterdir())
+    stored = xnatsim_server.store.archive_dir / p / "arc001" / "MR1" / "SCANS" / "1" / "NIFTI" / "a.nii"
+    assert stored.read_bytes() == b"A" * 5000
+    probe = tmp / "probe"
+    probe.write_bytes(b"")
+    try:
+        assert stored.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink()
+
+
 def _subject_id(api: Api, project: str) -> str:
     subject_id: str = api.get(f"/data/projects/{project}/subjects").json()["ResultSet"]["Result"][0]["ID"]
     return subject_id

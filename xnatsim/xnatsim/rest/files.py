@@ -1,8 +1,8 @@
 """Files (xnat-rest-spec §8): listings, download (file, zip, tar.gz), upload (raw or multipart,
 ``extract=true``, ``overwrite=true``, the duplicates reply) and delete.
 
-Uploads are written to a staging folder, checked, then moved into the archive, so a refused
-upload leaves nothing behind.
+Uploads are written to a staging file (a raw body) or folder (multipart parts, extracted archives),
+checked, then moved into the archive, so a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -172,11 +172,10 @@ class _FileChunks:
 # --------------------------------------------------------------------------- upload
 
 
-def _stage_stream(request: Request, folder: Path) -> tuple[Path, int, str]:
-    target = folder / "body"
+def _stage_stream(request: Request, target: Path) -> tuple[Path, int, str]:
     digest = hashlib.md5()
     size = 0
-    with target.open("wb") as out:
+    with target.open("xb") as out:
         remaining = request.content_length
         while remaining > 0:
             chunk = request.body.read(min(1 << 20, remaining))
@@ -202,10 +201,12 @@ def upload(request: Request, ctx: Context, label: str, path: str | None) -> Resp
         raise HTTPError(406, "Multipart bodies cannot be sent with inbody=true.")
     if request.content_length <= 0:
         raise HTTPError(400, _NO_DATA)
-    folder = store.stage()
+    folder: Path | None = None  # made only when needed: multipart parts, an archive to extract
+    body_file: Path | None = None
     try:
         incoming: list[tuple[str, Path, int, str]] = []
         if is_multipart:
+            folder = store.stage()
             boundary = multipart.boundary_of(request.headers.get("content-type", ""))
             parts = [p for p in multipart.read_parts(request.body, request.content_length, boundary, folder)
                      if p.filename is not None or path is not None]
@@ -218,7 +219,8 @@ def upload(request: Request, ctx: Context, label: str, path: str | None) -> Resp
         else:
             if path is None:
                 raise HTTPError(400, "A file name is needed: PUT to …/files/<name> or send multipart/form-data.")
-            body, size, md5 = _stage_stream(request, folder)
+            body_file = store.stage_path()
+            body, size, md5 = _stage_stream(request, body_file)
             incoming.append((path, body, size, md5))
         extract = query.flag("extract")
         file_format = query.get("format") or query.get("file_format") or ""
@@ -231,6 +233,7 @@ def upload(request: Request, ctx: Context, label: str, path: str | None) -> Resp
             except StoreError as exc:
                 raise HTTPError(400, exc.message) from exc
             if extract and archives.is_archive(name):
+                folder = folder or store.stage()
                 out = folder / f"x-{len(staged)}"
                 out.mkdir()
                 base = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
@@ -254,7 +257,10 @@ def upload(request: Request, ctx: Context, label: str, path: str | None) -> Resp
         overwrite = query.flag("overwrite")
         duplicates = store.add_files(resource, staged, overwrite=overwrite)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        if body_file is not None:
+            body_file.unlink(missing_ok=True)  # moved into the archive unless the upload was refused
     if duplicates:
         return Response(200, json.dumps({"duplicates": duplicates}).encode(), "text/html;charset=UTF-8")
     return Response.empty()

@@ -66,6 +66,15 @@ class Files(StoreBase):
         """A fresh private folder under :attr:`tmp_dir` (same filesystem as the archive)."""
         return Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmp_dir))
 
+    def stage_path(self) -> Path:
+        """A fresh, not yet existing path under :attr:`tmp_dir` for one upload's body (create it with
+        mode ``"xb"``; the umask's permissions then apply, as for every other archive file).
+
+        Cheaper than :meth:`stage` for a single file: no folder to make and remove per request
+        (``mkdir``/``rmdir`` in the shared staging folder were a large part of a small upload's cost).
+        """
+        return self.tmp_dir / f"upload-{uuid.uuid4().hex}"
+
     def stage_bytes(self, path: str, data: bytes, folder: Path | None = None) -> StagedFile:
         """Write ``data`` to a staging file for :meth:`add_files`."""
         check_relpath(path)
