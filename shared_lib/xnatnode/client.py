@@ -26,6 +26,8 @@ header on a redirect to another host, and in a Container Service job the host is
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import random
@@ -34,6 +36,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -607,19 +610,16 @@ class _Watch:
     @contextlib.contextmanager
     def cutting_after(self, seconds: float) -> Iterator[None]:
         """Cut this thread's request if the block is still running after ``seconds``."""
-        timer = None
-        if seconds != float("inf"):
-            timer = threading.Timer(max(0.0, seconds), self.cut)
-            timer.daemon = True
+        alarm = None
         previous = getattr(_watching, "watch", None)
         _watching.watch = self
-        if timer is not None:
-            timer.start()
+        if seconds != float("inf"):
+            alarm = _WATCHDOG.schedule(time.monotonic() + max(0.0, seconds), self.cut)
         try:
             yield
         finally:
-            if timer is not None:
-                timer.cancel()
+            if alarm is not None:
+                alarm.cancelled = True
             _watching.watch = previous
 
     def cut(self) -> None:
@@ -629,6 +629,56 @@ class _Watch:
         if sock is not None:
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw socket, even under TLS
+
+
+@dataclass(order=True)
+class _Alarm:
+    when: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class _Watchdog:
+    """One daemon thread that fires the alarms of every :class:`_Watch` when their time comes.
+
+    Hand-written rather than a ``threading.Timer`` per request: starting and cancelling a thread
+    for each request cost more client CPU than the request itself on small uploads (a tenth of
+    nifti-import's CPU on 1,000 files of 100 KB). Cancelled alarms are only marked, and dropped
+    when they come due.
+    """
+
+    def __init__(self) -> None:
+        self._alarms: list[_Alarm] = []
+        self._ready = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, when: float, action: Callable[[], None]) -> _Alarm:
+        """Call ``action`` (from the watchdog's thread) at ``when`` (``time.monotonic``) unless
+        the returned alarm's ``cancelled`` is set first."""
+        alarm = _Alarm(when, next(self._seq), action)
+        with self._ready:
+            heapq.heappush(self._alarms, alarm)
+            if self._thread is None or not self._thread.is_alive():  # first use, or after a fork
+                self._thread = threading.Thread(target=self._run, name="xnatnode-watchdog", daemon=True)
+                self._thread.start()
+            if self._alarms[0] is alarm:
+                self._ready.notify()
+        return alarm
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._alarms or (self._alarms[0].when > time.monotonic()
+                                           and not self._alarms[0].cancelled):
+                    self._ready.wait(self._alarms[0].when - time.monotonic() if self._alarms else None)
+                alarm = heapq.heappop(self._alarms)
+            if not alarm.cancelled:
+                alarm.action()
+
+
+_WATCHDOG = _Watchdog()
 
 
 #: The :class:`_Watch` of each thread's request in progress.
