@@ -181,3 +181,13 @@ def test_fail_on_and_totals() -> None:
     warnings_only = [f for f in found if f.severity == "warning"]
     assert not fails(warnings_only, "error")
     assert verdict(warnings_only) == "warnings"
+
+
+def test_fields_split_where_the_subject_label_ends() -> None:
+    c = conv("subject: '^DEMO_[0-9]{3}$'\nsession: '{subject}_{modality}{visit}'\n"
+             "fields: {visit: '^[0-9]$'}\nmodality: {MR: xnat:mrSessionData}\n")
+    found = run_checks(snap(session("DEMO_002_MRx", subject="DEMO_002")), c)
+    assert [(f.rule, f.message) for f in found] == [
+        ("session-field", "visit 'x' in session label 'DEMO_002_MRx' is not allowed (allowed: /^[0-9]$/)")]
+    other = run_checks(snap(session("DEMO_003_MR1", subject="DEMO_002")), c)
+    assert [f.rule for f in other] == ["session-subject"]

@@ -111,7 +111,8 @@ def _template(out: Collector, convention: Convention, session: SessionRec) -> No
         return
     label = session.label
     strict = convention.strict.fullmatch(label)
-    loose = strict or convention.loose.fullmatch(label)
+    pinned = convention.loose_for(session.subject_label)
+    loose = strict or (pinned.fullmatch(label) if pinned is not None else None) or convention.loose.fullmatch(label)
     if loose is None:
         suggestion = next((f"rename to {c!r}" for c in _candidates(label)
                            if (m := convention.strict.fullmatch(c))

@@ -12,6 +12,7 @@ value not allowed".  Every problem raises :class:`ConventionError` naming the ke
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,8 @@ class Convention:
     strict: re.Pattern[str] | None = None
     #: ``{date}`` placeholders: name -> strftime format
     dates: Mapping[str, str] = field(default_factory=dict)
+    #: the loose expression with the ``{subject}`` part left open (see :meth:`loose_for`)
+    loose_source: str = ""
 
     @property
     def present(self) -> bool:
@@ -135,6 +138,14 @@ class Convention:
     @property
     def flags(self) -> int:
         return 0 if self.case_sensitive else re.IGNORECASE
+
+    def loose_for(self, subject_label: str) -> re.Pattern[str] | None:
+        """The loose expression with ``{subject}`` pinned to the session's own subject label, so
+        that the other fields are split where that label ends (``DEMO_002_MRx`` with subject
+        ``DEMO_002`` gives visit ``x``, not subject ``DEMO``)."""
+        if not self.loose_source or _SUBJECT_MARK not in self.loose_source or not subject_label:
+            return None
+        return _compiled(self.loose_source.replace(_SUBJECT_MARK, re.escape(subject_label)), self.flags)
 
     def placeholders(self) -> list[str]:
         return list(self.loose.groupindex) if self.loose is not None else []
@@ -256,6 +267,15 @@ def _key(path: Sequence[str | int]) -> str:
 
 # --------------------------------------------------------------------------- compiling
 
+#: Stands for the ``{subject}`` part of a loose template until a subject label is known.
+_SUBJECT_MARK = "(?:\x00SUBJECT\x00)"
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 #: strftime directives a date placeholder may use, and what they match
 _DATE_PARTS = {"%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{2}", "%d": r"\d{2}", "%%": "%"}
@@ -302,7 +322,7 @@ def _template(template: str, fields: Mapping[str, Values], modality: Mapping[str
             any_part = part
         elif name == "subject":
             part = f"(?:{_strip_anchors(subject)})" if subject else r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
-            any_part = r".+?"
+            any_part = _SUBJECT_MARK
         elif name == "modality":
             if not modality:
                 raise ValueError("{modality} needs the 'modality' map (token -> xsiType)")
@@ -338,6 +358,7 @@ def compile_convention(data: Mapping[str, Any], lines: Mapping[tuple[str | int, 
     modality = dict(data.get("modality") or {})
     case_sensitive = bool(data.get("case-sensitive", False))
     loose = strict = None
+    loose_source = ""
     dates: dict[str, str] = {}
     template = data.get("session")
     if template:
@@ -346,7 +367,8 @@ def compile_convention(data: Mapping[str, Any], lines: Mapping[tuple[str | int, 
         except ValueError as exc:
             raise fail(("session",), str(exc)) from None
         flags = 0 if case_sensitive else re.IGNORECASE
-        loose = re.compile(loose_text, flags)
+        loose_source = loose_text
+        loose = re.compile(loose_text.replace(_SUBJECT_MARK, ".+?"), flags)
         strict = re.compile(strict_text, flags)
     dicom = data.get("dicom") or {}
     return Convention(
@@ -356,7 +378,7 @@ def compile_convention(data: Mapping[str, Any], lines: Mapping[tuple[str | int, 
         case_sensitive=case_sensitive, uniqueness=data.get("uniqueness", "project"),
         severity=dict(data.get("severity") or {}), fail_on=data.get("fail-on", "never"),
         patient_id=dicom.get("patient-id", "session"), patient_name=dicom.get("patient-name", "subject"),
-        loose=loose, strict=strict, dates=dates,
+        loose=loose, strict=strict, dates=dates, loose_source=loose_source,
     )
 
 
