@@ -191,3 +191,15 @@ def test_fields_split_where_the_subject_label_ends() -> None:
         ("session-field", "visit 'x' in session label 'DEMO_002_MRx' is not allowed (allowed: /^[0-9]$/)")]
     other = run_checks(snap(session("DEMO_003_MR1", subject="DEMO_002")), c)
     assert [f.rule for f in other] == ["session-subject"]
+
+
+def test_header_equal_to_an_illegal_label_is_no_mismatch() -> None:
+    s = session("sub001 mr.v2", dcm_patient_id="sub001 mr.v2", dcm_patient_name="sub001")
+    assert [f.rule for f in run_checks(snap(s), NO_CONVENTION)] == ["xnat-characters"]
+
+
+def test_a_field_value_does_not_swallow_separators() -> None:
+    c = conv("session: '{subject}_{modality}{visit}'\nfields: {visit: '^[0-9]$'}\n"
+             "modality: {MR: xnat:mrSessionData}\n")
+    [finding] = run_checks(snap(session("nifti01_baseline_mr", subject="nifti01")), c)
+    assert finding.rule == "session-template"

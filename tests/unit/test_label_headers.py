@@ -90,3 +90,13 @@ def test_many_sessions_through_worker_processes(tmp_path: Path) -> None:
     headers = read_headers(tmp_path, str(tmp_path), sessions, [], progress=counted.append, workers=2)
     assert len(headers) == 300
     assert sum(counted) == 300
+
+
+def test_scans_without_a_dicom_resource_are_not_read(tmp_path: Path) -> None:
+    _session(tmp_path, "s", {"1/NIFTI/a.nii.gz": b"\x1f\x8b", "1/BIDS/events.tsv": b"onset\n",
+                             "2/secondary/a.dcm": _dicom("sc")})
+    unreadable: list[tuple[str, str, str]] = []
+    session = SessionRec("E1", "s", "S1", "sub", "xnat:mrSessionData")
+    headers = read_headers(tmp_path, str(tmp_path), [session], unreadable, workers=1)
+    assert [(h.scan_id, h.patient_id) for h in headers["E1"]] == [("2", "sc")]
+    assert unreadable == []

@@ -111,8 +111,14 @@ def _template(out: Collector, convention: Convention, session: SessionRec) -> No
         return
     label = session.label
     strict = convention.strict.fullmatch(label)
+    # Split the label with its own subject label first; only a label that does not contain that
+    # label at all is split anyhow (then the {subject} part is another subject's label).
     pinned = convention.loose_for(session.subject_label)
-    loose = strict or (pinned.fullmatch(label) if pinned is not None else None) or convention.loose.fullmatch(label)
+    loose = strict
+    if loose is None and pinned is not None:
+        loose = pinned.fullmatch(label)
+    if loose is None and (pinned is None or not _contains(label, session.subject_label, convention)):
+        loose = convention.loose.fullmatch(label)
     if loose is None:
         suggestion = next((f"rename to {c!r}" for c in _candidates(label)
                            if (m := convention.strict.fullmatch(c))
@@ -156,6 +162,10 @@ def _template(out: Collector, convention: Convention, session: SessionRec) -> No
     if strict is None and not flagged:
         out.add("session-template", "session", session.id, label,
                 f"session label {label!r} does not follow the template {convention.session!r}")
+
+
+def _contains(label: str, part: str, convention: Convention) -> bool:
+    return part in label if convention.case_sensitive else part.lower() in label.lower()
 
 
 def _modality_token(out: Collector, convention: Convention, session: SessionRec, m: re.Match[str]) -> bool:
@@ -262,13 +272,19 @@ def _dicom(out: Collector, convention: Convention, session: SessionRec,
         ("PatientName", session.dcm_patient_name, convention.patient_name, "dicom-patient-name"),
     ):
         expected = _expected_label(which, session)
-        if value and expected is not None and not _same(clean_label(value.strip()), expected, convention):
+        if value and expected is not None and not _header_matches(value, expected, convention):
             field = "dcmPatientId" if tag == "PatientID" else "dcmPatientName"
             out.add(rule, "session", session.id, session.label,
                     f"{tag} {value!r} ({where.format(field=field)}) is not the {which} label {expected!r}",
                     _patient_suggestion(tag, which))
     _modality_check(out, session, {s.modality.upper() for s in scans},
                     "the scans' modality fields in XNAT")
+
+
+def _header_matches(value: str, expected: str, convention: Convention) -> bool:
+    """A header value names the label when it is the label, or becomes it by XNAT's cleaning."""
+    value = value.strip()
+    return _same(value, expected, convention) or _same(clean_label(value), expected, convention)
 
 
 def _patient_suggestion(tag: str, which: str) -> str:
@@ -290,7 +306,7 @@ def _dicom_mount(out: Collector, convention: Convention, session: SessionRec,
         for h in headers:
             seen.setdefault(getattr(h, attr), h)
         for value, h in seen.items():
-            if value and not _same(clean_label(value.strip()), expected, convention):
+            if value and not _header_matches(value, expected, convention):
                 out.add(rule, "session", session.id, session.label,
                         f"{tag} {value!r} ({where.format(scan=h.scan_id, file=h.file)}) is not the "
                         f"{which} label {expected!r}", _patient_suggestion(tag, which))

@@ -285,6 +285,19 @@ def _strip_anchors(pattern: str) -> str:
     return pattern.removeprefix("^").removesuffix("$")
 
 
+def _may_span_separators(pattern: str) -> bool:
+    """Whether a field's expression may match ``_``, ``-``, ``.`` or a blank (then the loose
+    template lets that field's value hold them).  A reading of the pattern's text, not of its
+    language: ``.``, ``_``, ``-``, ``\\s``, ``\\W`` outside a character class, or a class holding
+    ``_``, ``.``, ``\\s``, a leading or trailing ``-``, or negated."""
+    classes = re.findall(r"\[(?:\\.|[^\]])*\]", pattern)
+    rest = re.sub(r"\[(?:\\.|[^\]])*\]", "", pattern)
+    if any(c in rest for c in "._-") or "\\s" in rest or "\\W" in rest:
+        return True
+    return any("_" in c or "." in c or "\\s" in c or c.startswith(("[-", "[^")) or c.endswith("-]")
+               for c in classes)
+
+
 def _date_regex(fmt: str) -> str:
     out = ""
     for part in re.split(r"(%.)", fmt):
@@ -330,7 +343,8 @@ def _template(template: str, fields: Mapping[str, Values], modality: Mapping[str
             any_part = r"[A-Za-z0-9]+"
         elif name in fields:
             part = fields[name].regex()
-            any_part = r"[A-Za-z0-9]+?" if fields[name].pattern is None else r".+?"
+            pattern = fields[name].pattern
+            any_part = r".+?" if pattern is not None and _may_span_separators(pattern) else r"[A-Za-z0-9]+?"
         else:
             raise ValueError(f"placeholder {{{name}}} is not 'subject', 'modality', 'date' or a key of 'fields'")
         loose += f"(?P<{name}>{any_part})"

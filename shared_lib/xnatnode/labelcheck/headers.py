@@ -17,7 +17,7 @@ from xnatnode.labelcheck.records import SeriesHeader, SessionRec
 
 #: The tags read from each first file.
 TAGS = ("PatientID", "PatientName", "StudyDate", "Modality", "StudyInstanceUID")
-#: Resource folders tried first for a scan's DICOM files.
+#: The resource folders of a scan that hold its DICOM files (XNAT's labels), in this order.
 DICOM_RESOURCES = ("DICOM", "secondary")
 #: Files tried per scan before the series counts as unreadable.
 MAX_TRIES = 3
@@ -72,8 +72,8 @@ def read_first_header(scan_dir: str) -> tuple[str, dict[str, str]] | tuple[str, 
     from pydicom.tag import Tag
 
     resources = _dirs(scan_dir)
-    ordered = [r for name in DICOM_RESOURCES for r in resources if r.name == name]
-    ordered += [r for r in resources if r not in ordered]
+    # Only the DICOM resources: a scan may hold NIfTI, BIDS sidecars or snapshots beside them.
+    ordered = [r for name in DICOM_RESOURCES for r in resources if r.name.lower() == name.lower()]
     tried: list[tuple[str, str]] = []
     for res in ordered:
         for entry in _files(res.path):
