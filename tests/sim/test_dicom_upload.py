@@ -330,3 +330,19 @@ def test_import_retries_when_xnat_answers_503(env: Server, api: Api, port: int, 
         env.set_faults(fail_every=0)
     assert code == 0, outcomes(tmp_path / "out")
     assert all(scans(env, project, f"R{k}_MR1") == {"1": 2} for k in range(3))
+
+
+def test_session_stopped_in_the_prearchive_is_reported_with_xnats_reason(env: Server, api: Api, port: int,
+                                                                        tmp_path: Path) -> None:
+    project = api.new_project("PRECON")
+    root = tmp_path / "deep"
+    dd.session(root / "first", "STUDY_PRECON", "S", {"1": 1})
+    dd.session(root / "more", "STUDY_PRECON", "S", {"1": 1, "2": 1})
+    dd.write_csv(root / "first.csv", [("first", project, "S1", "X_MR1")])
+    dd.write_csv(root / "map.csv", [("more", project, "S2", "X_MR1")])  # same session, another subject
+    assert upload(root, tmp_path / "o1", port, csv="first.csv") == 0
+    assert upload(root, tmp_path / "o2", port) == 6
+    outcome, reason = outcomes(tmp_path / "o2")["X_MR1"]
+    assert outcome == "conflict"
+    assert "left in the prearchive (CONFLICT)" in reason
+    assert "Invalid modification of session subject via archive process." in reason
