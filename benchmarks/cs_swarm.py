@@ -28,19 +28,26 @@ from typing import Any
 
 import docker
 import requests
+from cs_launch import NOOP, PROBE_DIR, PROBE_TAG, REPO  # the same probe image and no-op command
 from xnatnode.images import BASE, image_name
 from xnatsim.cs.sample import add_sessions
 from xnatsim.cs.swarm import join_local_swarm, leave_local_swarm
 from xnatsim.testing import running_server
 
-REPO = Path(__file__).resolve().parents[1]
-PROBE_DIR = REPO / "tests" / "docker" / "images" / "cs-probe"
-PROBE_TAG = "xnatsim-test/cs-probe:bench"
-NOOP = {
-    "name": "noop", "version": "1", "image": PROBE_TAG, "command-line": "--no-output",
-    "xnat": [{"name": "noop-session", "contexts": ["xnat:imageSessionData"],
-              "external-inputs": [{"name": "session", "type": "Session"}]}],
-}
+
+def _until_task_ends(client: Any, name: str, t0: float) -> float:
+    """Seconds since ``t0`` until the service's task ends (polled every 0.05 s); the service is removed."""
+    while True:
+        tasks = client.api.tasks(filters={"service": name})
+        state = tasks[0]["Status"]["State"] if tasks else ""
+        if state in ("complete", "failed", "rejected", "shutdown"):
+            elapsed = time.perf_counter() - t0
+            break
+        time.sleep(0.05)
+    client.api.remove_service(name)
+    if state != "complete":
+        raise RuntimeError(f"service {name} ended {state}")
+    return elapsed
 
 
 def direct_service(client: Any, image_id: str, name: str) -> float:
@@ -49,17 +56,7 @@ def direct_service(client: Any, image_id: str, name: str) -> float:
     subprocess.run(["docker", "service", "create", "--detach", "--quiet", "--name", name, "--restart-condition",
                     "none", "--no-resolve-image", "--network", "host", image_id, "--no-output"],
                    check=True, capture_output=True, timeout=120)
-    while True:
-        tasks = client.api.tasks(filters={"service": name})
-        state = tasks[0]["Status"]["State"] if tasks else ""
-        if state in ("complete", "failed", "rejected", "shutdown"):
-            elapsed = time.perf_counter() - t0
-            break
-        time.sleep(0.05)
-    subprocess.run(["docker", "service", "rm", name], check=True, capture_output=True, timeout=120)
-    if state != "complete":
-        raise RuntimeError(f"direct service {name} ended {state}")
-    return elapsed
+    return _until_task_ends(client, name, t0)
 
 
 def sdk_service(client: Any, image_id: str, name: str) -> float:
@@ -71,17 +68,7 @@ def sdk_service(client: Any, image_id: str, name: str) -> float:
         container_spec=docker.types.ContainerSpec(image=image_id, args=["--no-output"]),
         restart_policy=docker.types.RestartPolicy(condition="none"), networks=["host"])
     client.api.create_service(template, name=name)
-    while True:
-        tasks = client.api.tasks(filters={"service": name})
-        state = tasks[0]["Status"]["State"] if tasks else ""
-        if state in ("complete", "failed", "rejected", "shutdown"):
-            elapsed = time.perf_counter() - t0
-            break
-        time.sleep(0.05)
-    client.api.remove_service(name)
-    if state != "complete":
-        raise RuntimeError(f"SDK service {name} ended {state}")
-    return elapsed
+    return _until_task_ends(client, name, t0)
 
 
 def launch_many(server: Any, http: requests.Session, wid: int, sessions: list[str], runs: int) -> list[Any]:
