@@ -13,8 +13,11 @@ time-outs and 502/503/504; reads (GET, HEAD, OPTIONS) also on 500 and on a JSON 
 not parse (a truncated body); POST only when the connection could not even be opened. Every
 attempt is counted in :attr:`Connection.request_count`.
 
-Time limits: ``timeout`` is the deadline of one attempt, from connecting to the last byte of the
-answer (a server that dribbles one byte a second is cut off, not waited for), and the run's
+Time limits: ``timeout`` is the deadline of one attempt of a request, from connecting to the last
+byte of the answer (a server that dribbles one byte a second is cut off, not waited for). A
+download (:meth:`Connection.download`) may take as long as its size needs: ``timeout`` bounds it up
+to the answer's headers, and then its body must keep up at least :data:`STALL_BYTES` per
+``timeout`` window, or the attempt counts as stalled (retried like a dropped answer). The run's
 :class:`~xnatnode.deadline.Deadline` bounds everything: no attempt starts, and no retry waits,
 past it, and a request still running when it comes is cut (exit 3).
 
@@ -70,6 +73,7 @@ from xnatnode.settings import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    STALL_BYTES,
     ConnectionSettings,
     RetrySettings,
 )
@@ -449,8 +453,13 @@ class Connection:
         return self.request("DELETE", path, params=params, **kwargs)
 
     def download(self, path: str, dest: Path, params: Mapping[str, Any] | None = None) -> Path:
-        """Stream ``GET path`` into ``dest``, written safely (:mod:`xnatnode.safefiles`); a drop
-        mid-way starts it again. The run's deadline cuts a download that is still running."""
+        """Stream ``GET path`` into ``dest``, written safely (:mod:`xnatnode.safefiles`).
+
+        A drop mid-way, or a stall (fewer than :data:`STALL_BYTES` within a ``timeout`` window: a
+        server that sends a byte now and then would otherwise hold the job, and its alias token,
+        until the run's deadline), starts it again after a back-off; after the retries it is
+        :class:`Unreachable` (exit 3). The run's deadline cuts a download that is still running.
+        """
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shown = _shown(self.url(path), self.host)
@@ -458,22 +467,32 @@ class Connection:
         while True:
             response = self.request("GET", path, params=params, stream=True)
             watch = _Watch()
+            watch.connection = getattr(response.raw, "connection", None)  # the body's socket
+            progress = _Progress(self.timeout, watch.cut)
             try:
                 with watch.cutting_after(self.deadline.remaining()), \
-                        self.deadline.watching(watch.cut), open_output(dest, "wb") as out:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
+                        self.deadline.watching(watch.cut), progress.guarding(), \
+                        open_output(dest, "wb") as out:
+                    # Blocks of STALL_BYTES: a read returns when one is full, so progress shows.
+                    for chunk in response.iter_content(chunk_size=STALL_BYTES):
                         out.write(chunk)
+                        progress.add(len(chunk))
+                    if watch.fired:  # a body without a length ends quietly when cut
+                        raise requests.ConnectionError("cut off")
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
-                if watch.fired or self.deadline.expired():
+                failure: requests.RequestException = exc
+                if self.deadline.expired() or (watch.fired and not progress.stalled):
                     raise self.deadline.error(f"downloading {shown}") from None
+                if progress.stalled:
+                    failure = _CutOff(progress.explain())
                 if attempt >= self.retries:
-                    raise self._failure("GET", shown, exc, attempt + 1) from None
+                    raise self._failure("GET", shown, failure, attempt + 1) from None
                 delay = self._delay(attempt, None)
                 if delay >= self.deadline.remaining():
                     raise self.deadline.error(f"retrying the download of {shown}") from None
                 log.warning("GET %s: download interrupted (%s); retry %d/%d in %.1f s",
-                            shown, _why(exc, self.timeout), attempt + 1, self.retries, delay)
+                            shown, _why(failure, self.timeout), attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 attempt += 1
             else:
@@ -625,7 +644,8 @@ class _Watch:
     def cut(self) -> None:
         """Close the watched request's socket now (from any thread)."""
         self.fired = True
-        sock = getattr(self.connection, "sock", None)
+        sock = (getattr(self.connection, "sock", None)
+                or getattr(self.connection, "watched_sock", None))
         if sock is not None:
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw socket, even under TLS
@@ -685,6 +705,69 @@ _WATCHDOG = _Watchdog()
 _watching = threading.local()
 
 
+class _Progress:
+    """Cuts a streamed body that stalls: fewer than :data:`STALL_BYTES` within ``window`` s.
+
+    Not a limit on the whole download (a big file may take hours at a good rate): each block of
+    :data:`STALL_BYTES` has to come within ``window`` seconds of the one before (or of the start),
+    which a server dribbling a byte now and then fails although each socket read is in time.
+    One watcher thread per download; the reading loop only adds up bytes.
+    """
+
+    def __init__(self, window: float, cut: Callable[[], None]) -> None:
+        self.window = window
+        self.received = 0
+        self.stalled = False
+        self._cut = cut
+        self._started = self._mark = time.monotonic()
+        self._mark_bytes = 0
+        self._done = threading.Event()
+
+    def add(self, count: int) -> None:
+        """Count ``count`` bytes received (from the reading thread)."""
+        self.received += count
+        if self.received - self._mark_bytes >= STALL_BYTES:
+            self._mark, self._mark_bytes = time.monotonic(), self.received
+
+    @contextlib.contextmanager
+    def guarding(self) -> Iterator[None]:
+        """Watch the block's progress from a daemon thread; stop watching when it ends."""
+        self._started = self._mark = time.monotonic()
+        watcher = threading.Thread(target=self._watch, name="xnatnode-stall", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            self._done.set()
+            watcher.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(max(0.0, self._mark + self.window - time.monotonic())):
+            if time.monotonic() - self._mark >= self.window:
+                self.stalled = True
+                self._cut()
+                return
+
+    def explain(self) -> str:
+        """Why the attempt was given up, with the rate it fell below and the rate it had."""
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        floor = STALL_BYTES / self.window
+        return (
+            f"the download stalled: less than {STALL_BYTES // 1024} KiB came within the "
+            f"time-out of {self.window:g} s (below {_rate(floor)}); {self.received} bytes in "
+            f"{elapsed:.0f} s so far, {_rate(self.received / elapsed)}"
+        )
+
+
+def _rate(per_second: float) -> str:
+    """``per_second`` bytes per second, readable: ``2.1 KiB/s``."""
+    if per_second < 1024:
+        return f"{per_second:.1f} B/s"
+    if per_second < 1 << 20:
+        return f"{per_second / 1024:.1f} KiB/s"
+    return f"{per_second / (1 << 20):.1f} MiB/s"
+
+
 def _watched(connection_class: type[Any]) -> type[Any]:
     """A urllib3 connection class that tells the thread's :class:`_Watch` which socket to cut."""
 
@@ -696,6 +779,9 @@ def _watched(connection_class: type[Any]) -> type[Any]:
         def request(self, *args: Any, **kwargs: Any) -> None:
             self._register()
             super().request(*args, **kwargs)
+            # http.client drops ``sock`` once an answer that closes the connection begins, but
+            # its body is still read from this socket: keep it, for cutting.
+            self.watched_sock = self.sock
 
         def _register(self) -> None:
             watch = getattr(_watching, "watch", None)

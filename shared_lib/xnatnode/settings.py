@@ -59,6 +59,9 @@ ENV_RETRIES = "XNATNODE_RETRIES"
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_TIMEOUT = 30.0
+#: The least a download's body must bring within each ``--timeout`` window, or the attempt is
+#: stalled (64 KiB per 30 s by default, about 2 KiB/s): a rule on progress, not on the whole time.
+STALL_BYTES = 64 * 1024
 DEFAULT_RETRIES = 5
 #: Six hours: far beyond a healthy run of the largest project, short of a forgotten job.
 DEFAULT_DEADLINE = 6 * 3600.0
@@ -196,7 +199,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
          help="do not verify XNAT's TLS certificate (not recommended)")
     flag(group, "--timeout", metavar="SECONDS", env=ENV_TIMEOUT, type=positive_float,
          default=DEFAULT_TIMEOUT,
-         help="deadline of one request: connecting and receiving the whole answer")
+         help="deadline of one request: connecting and receiving the whole answer; a download "
+         f"until its headers, then at least {STALL_BYTES // 1024} KiB per SECONDS or it is stalled")
     flag(group, "--retries", metavar="N", env=ENV_RETRIES, type=int_in_range(0, 20),
          default=DEFAULT_RETRIES,
          help="retries of a failed read (500, 502-504, dropped or truncated answers), with "

@@ -56,6 +56,16 @@ class Cut:
     announce_length: bool = True
 
 
+@dataclass
+class Trickle:
+    """Send ``reply``'s headers at once, then its body ``step`` bytes every ``interval`` seconds."""
+
+    interval: float
+    step: int
+    reply: Reply = field(default_factory=Reply)
+    announce_length: bool = True
+
+
 DROP = "drop"
 
 
@@ -133,7 +143,7 @@ class FakeServer:
                 if isinstance(reply, Slow):
                     time.sleep(reply.seconds)
                     reply = reply.reply
-                if isinstance(reply, Dribble | Cut):
+                if isinstance(reply, Dribble | Cut | Trickle):
                     self._raw(reply)
                     return
                 payload, kind = reply.payload()
@@ -147,17 +157,22 @@ class FakeServer:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            def _raw(self, special: Dribble | Cut) -> None:
+            def _raw(self, special: Dribble | Cut | Trickle) -> None:
                 payload, kind = special.reply.payload()
                 kind = special.reply.headers.get("Content-Type", kind)
                 length = (f"Content-Length: {len(payload)}\r\n"
-                          if not isinstance(special, Cut) or special.announce_length else "")
+                          if isinstance(special, Dribble) or special.announce_length else "")
                 head = (f"HTTP/1.1 {special.reply.status} X\r\nContent-Type: {kind}\r\n{length}"
                         "Connection: close\r\n\r\n").encode()
                 self.close_connection = True
                 try:
                     if isinstance(special, Cut):
                         self.connection.sendall(head + payload[:special.keep])
+                    elif isinstance(special, Trickle):
+                        self.connection.sendall(head)
+                        for i in range(0, len(payload), special.step):
+                            time.sleep(special.interval)
+                            self.connection.sendall(payload[i:i + special.step])
                     else:
                         for i in range(len(head + payload)):
                             self.connection.sendall((head + payload)[i:i + 1])

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_http import DROP, Cut, Dribble, FakeServer, Reply, serve
+from fake_http import DROP, Cut, Dribble, FakeServer, Reply, Trickle, serve
 from xnatnode import client
 from xnatnode.cli import main
 from xnatnode.client import Connection, Unauthorized, Unreachable, XnatError, connect
@@ -71,6 +71,81 @@ def test_project_summary_at_its_deadline_exits_3_with_a_record(
     record = json.loads((tmp_path / "xnatnode-run.json").read_text())
     assert record["status"] == "unreachable"
     assert "deadline (2 s) passed" in record["error"]
+
+
+# -- downloads: a stall rule, not a whole-download limit --------------------------------------
+
+BLOB = bytes(range(256)) * 1024  # 256 KiB
+#: A regression would hang (a dribble of 256 KiB takes hours): fail fast instead.
+bounded = pytest.mark.timeout(30)
+
+
+@bounded
+def test_a_download_dribbling_a_byte_at_a_time_stalls_and_exits_3(
+    srv: FakeServer, tmp_path: Path
+) -> None:
+    """Each read is within the time-out, but 64 KiB never come within one: stalled, retried
+    with back-off, then Unreachable (exit 3) naming the URL and the rate, long before the
+    run's deadline; no file is left behind."""
+    srv.route("GET", "/data/files/a.zip", Trickle(0.2, 1, Reply(200, BLOB)))
+    started = time.monotonic()
+    with conn_to(srv, timeout=1.0, retries=1, deadline=Deadline(30)) as conn, pytest.raises(
+            Unreachable, match=r"stalled") as info:
+        conn.download("/data/files/a.zip", tmp_path / "a.zip")
+    text = str(info.value)
+    assert not isinstance(info.value, DeadlineExceeded), text
+    assert "/data/files/a.zip" in text
+    assert "2 attempts" in text
+    assert "below 64.0 KiB/s" in text
+    assert " B/s" in text
+    assert len(srv.requests_to("/data/files/a.zip")) == 2
+    assert time.monotonic() - started < 10
+    assert not list(tmp_path.iterdir())
+
+
+@bounded
+def test_a_stalled_download_is_retried_and_then_completes(srv: FakeServer, tmp_path: Path) -> None:
+    srv.route("GET", "/data/files/a.zip", Trickle(0.2, 1, Reply(200, BLOB)), Reply(200, BLOB))
+    with conn_to(srv, timeout=1.0, retries=2) as conn:
+        dest = conn.download("/data/files/a.zip", tmp_path / "a.zip")
+    assert dest.read_bytes() == BLOB
+    assert len(srv.requests_to("/data/files/a.zip")) == 2
+
+
+@bounded
+def test_a_slow_but_steady_download_may_take_longer_than_the_timeout(
+    srv: FakeServer, tmp_path: Path
+) -> None:
+    """No whole-download limit: 256 KiB over ~2.4 s with a 1 s time-out, 96 KiB a second."""
+    srv.route("GET", "/data/files/a.zip", Trickle(0.3, 32 * 1024, Reply(200, BLOB)))
+    started = time.monotonic()
+    with conn_to(srv, timeout=1.0, retries=0) as conn:
+        dest = conn.download("/data/files/a.zip", tmp_path / "a.zip")
+    assert time.monotonic() - started > 1.5
+    assert dest.read_bytes() == BLOB
+
+
+@bounded
+def test_the_run_deadline_cuts_a_download_that_keeps_within_the_stall_rule(
+    srv: FakeServer, tmp_path: Path
+) -> None:
+    srv.route("GET", "/data/files/a.zip", Trickle(0.2, 1, Reply(200, BLOB)))
+    started = time.monotonic()
+    with conn_to(srv, timeout=20.0, retries=0, deadline=Deadline(2.0)) as conn, pytest.raises(
+            DeadlineExceeded, match=r"deadline \(2 s\) passed"):
+        conn.download("/data/files/a.zip", tmp_path / "a.zip")
+    assert time.monotonic() - started < 5
+
+
+@bounded
+def test_a_stalled_body_without_a_length_is_not_taken_as_complete(
+    srv: FakeServer, tmp_path: Path
+) -> None:
+    srv.route("GET", "/data/files/a.zip",
+              Trickle(0.2, 1, Reply(200, BLOB), announce_length=False))
+    with conn_to(srv, timeout=1.0, retries=0) as conn, pytest.raises(Unreachable, match="stalled"):
+        conn.download("/data/files/a.zip", tmp_path / "a.zip")
+    assert not list(tmp_path.iterdir())
 
 
 # -- item 7: truncated JSON is retryable -------------------------------------------------------
