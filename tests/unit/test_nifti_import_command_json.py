@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cs_lines import launch_argv
 from xnatnode import __version__
 from xnatnode.cli import build_parser
+from xnatnode.settings import DEFAULT_RETRIES
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_JSON = REPO / "command-json" / "nifti-import.json"
@@ -26,23 +28,6 @@ def command() -> dict[str, Any]:
     assert len(doc) == 1
     cmd: dict[str, Any] = doc[0]
     return cmd
-
-
-def _render(command: dict[str, Any], values: dict[str, str]) -> list[str]:
-    """The command line as the Container Service renders and splits it (xnatsim's copy of XNAT's
-    rules; booleans by their true/false-value)."""
-    from xnatsim.cs.templates import render_value, shell_split, substitute
-
-    rendered = {}
-    for i in command["inputs"]:
-        value = values.get(i["name"], i.get("default-value", ""))
-        if i["type"] == "boolean":
-            rendered[i["replacement-key"]] = i["true-value"] if value == "true" else i["false-value"]
-        else:
-            rendered[i["replacement-key"]] = render_value(value, flag=i.get("command-line-flag"),
-                                                          separator=i.get("command-line-separator"))
-    words: list[str] = shell_split(substitute(command["command-line"], rendered))
-    return words
 
 
 def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
@@ -61,12 +46,12 @@ def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
 
 
 def test_rendered_lines_parse(command: dict[str, Any]) -> None:
-    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))  # empty inputs vanish
+    args = build_parser().parse_args(launch_argv(command, {"project-id": "PRJ"}))  # empty inputs vanish
     assert (args.command, args.project, args.session, args.mapping) == ("nifti-import", "PRJ", None, None)
     assert (args.subject_label, args.session_label) == ("{sub}", "{sub}_{ses}_{modality}")
-    assert (args.overwrite, args.dry_run, args.workers) == (False, False, 8)
+    assert (args.overwrite, args.dry_run, args.workers, args.retries) == (False, False, 8, DEFAULT_RETRIES)
     assert (str(args.input), str(args.output), args.source, args.resource) == ("/input", "/output", None, None)
-    args = build_parser().parse_args(_render(command, {
+    args = build_parser().parse_args(launch_argv(command, {
         "project-id": "PRJ", "session-label": "S_mr", "mapping": "map.csv", "overwrite": "true",
         "dry-run": "true", "subject-template": "{sub} x"}))
     assert (args.session, args.mapping, args.overwrite, args.dry_run) == ("S_mr", "map.csv", True, True)
