@@ -236,7 +236,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0, 25.0])
     parser.add_argument("--batches", nargs="+", default=["small", "large"], choices=["small", "large"])
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--large-mb", type=float, default=200.0, help="size of each large image")
     parser.add_argument("--loop-limit", type=int, default=0,
                         help="time the xnatpy loop on the first N files only and extrapolate (0: all)")

@@ -49,7 +49,7 @@ def test_rendered_lines_parse(command: dict[str, Any]) -> None:
     args = build_parser().parse_args(launch_argv(command, {"project-id": "PRJ"}))  # empty inputs vanish
     assert (args.command, args.project, args.session, args.mapping) == ("nifti-import", "PRJ", None, None)
     assert (args.subject_label, args.session_label) == ("{sub}", "{sub}_{ses}_{modality}")
-    assert (args.overwrite, args.dry_run, args.workers, args.retries) == (False, False, 8, DEFAULT_RETRIES)
+    assert (args.overwrite, args.dry_run, args.workers, args.retries) == (False, False, 16, DEFAULT_RETRIES)
     assert (str(args.input), str(args.output), args.source, args.resource) == ("/input", "/output", None, None)
     args = build_parser().parse_args(launch_argv(command, {
         "project-id": "PRJ", "session-label": "S_mr", "mapping": "map.csv", "overwrite": "true",

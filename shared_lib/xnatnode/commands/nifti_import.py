@@ -22,7 +22,7 @@ from xnatnode.settings import (
 
 NAME = "nifti-import"
 HELP = "Import NIfTI files (BIDS names or a CSV mapping) as XNAT subjects, sessions and scans."
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 16
 
 
 @dataclass(frozen=True)
