@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xnatnode.labelcheck.rules import RULES, Finding
 from xnatnode.reports import (
@@ -24,9 +24,6 @@ from xnatnode.reports import (
     Verdict,
     write_report,
 )
-
-if TYPE_CHECKING:
-    from xnatnode.labelcheck.report import Outcome
 
 SEVERITY_LEVELS: dict[str, Level] = {"error": "error", "warning": "warning"}
 _VERDICTS: dict[str, tuple[Level, str]] = {
@@ -101,6 +98,8 @@ def build_page(doc: dict[str, Any], findings: list[Finding], run: RunRecord | No
     )
 
 
-def write_reports(outcome: Outcome, out_dir: Path, run: RunRecord | None = None) -> list[Path]:
-    return write_report(out_dir, "findings", document=outcome.document, rows=outcome.findings,
-                        fields=Finding, page=build_page(outcome.document, outcome.findings, run))
+def write_reports(document: dict[str, Any], findings: list[Finding], out_dir: Path,
+                  run: RunRecord | None = None) -> list[Path]:
+    """findings.json (``document``), findings.csv and findings.html in ``out_dir``; the paths written."""
+    return write_report(out_dir, "findings", document=document, rows=findings,
+                        fields=Finding, page=build_page(document, findings, run))

@@ -104,4 +104,4 @@ def write(outcome: Outcome, out_dir: Path, run: RunRecord | None = None) -> list
     """findings.json, findings.csv and findings.html in ``out_dir``; the paths written."""
     from xnatnode.labelcheck.page import write_reports
 
-    return write_reports(outcome, out_dir, run)
+    return write_reports(outcome.document, outcome.findings, out_dir, run)
