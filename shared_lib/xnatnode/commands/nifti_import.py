@@ -9,7 +9,6 @@ any was rejected or in conflict; a dry run exits the same way for what it would 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 from xnatnode.labels import project_id
 from xnatnode.settings import (
@@ -23,26 +22,6 @@ from xnatnode.settings import (
 NAME = "nifti-import"
 HELP = "Import NIfTI files (BIDS names or a CSV mapping) as XNAT subjects, sessions and scans."
 DEFAULT_WORKERS = 16
-
-
-@dataclass(frozen=True)
-class Options:
-    """nifti-import's own flags."""
-
-    project: str
-    session: str | None
-    source: str | None
-    resource: str | None
-    mapping: str | None
-    subject_label: str
-    session_label: str
-    dry_run: bool
-    curl: bool
-    overwrite: bool
-    workers: int
-    image_resource: str
-    sidecar_resource: str
-    event_id: str | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xnatnode.imports.command import execute
+    from xnatnode.imports.options import Options
     from xnatnode.runtime import Run
 
     settings = load_settings(args, Options)

@@ -11,13 +11,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from xnatnode import __version__
 from xnatnode.client import Connection
 from xnatnode.errors import NotFound
 from xnatnode.imports import plan, report
 from xnatnode.imports.mapping import Mapping, MappingError, read_mapping
+from xnatnode.imports.options import Options
 from xnatnode.imports.sources import (
     FolderSource,
     Source,
@@ -31,9 +31,6 @@ from xnatnode.imports.state import ExistingSession, ProjectState, load_sessions,
 from xnatnode.imports.writer import Writer, curl_lines, planned_rows
 from xnatnode.nifti import Scanned, scan_file, scan_header, scan_image
 from xnatnode.runtime import ExitCode, Run, UsageError
-
-if TYPE_CHECKING:
-    from xnatnode.commands.nifti_import import Options
 
 #: Sidecar JSON read into memory at most (bigger ones are still uploaded, not parsed).
 MAX_SIDECAR = 16 << 20
