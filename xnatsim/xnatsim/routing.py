@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, unquote
 
 if TYPE_CHECKING:
-    from xnatsim.server import App
+    from xnatsim.controls import Controls
+    from xnatsim.serverconfig import ServerConfig
     from xnatsim.store import Store
 
 Auth = Literal["user", "public", "admin"]
@@ -50,6 +51,32 @@ class Body(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class Site(Protocol):
+    """What a handler reaches through ``request.app``: the running simulator
+    (:class:`xnatsim.server.App`, which imports this module, so it is named here by its shape)."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def controls(self) -> Controls: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    #: free-form state of route modules (``state["cs"]``, set in their ``setup(app)``)
+    @property
+    def state(self) -> dict[str, Any]: ...
+
+    @property
+    def url(self) -> str: ...
+
+    def check_credentials(self, login: str, password: str) -> Credentials | None: ...
 
 
 class HTTPError(Exception):
@@ -117,7 +144,7 @@ class Request:
     #: the request body; read at most ``content_length`` bytes (already bounded by the server)
     body: Body
     content_length: int
-    app: App
+    app: Site
     #: path parameters from the route pattern, percent-decoded
     params: dict[str, str] = field(default_factory=dict)
     #: authenticated login, or None (only possible on public routes)

@@ -17,10 +17,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
@@ -38,6 +36,7 @@ from xnatsim.routing import (
     Router,
     normalize_path,
 )
+from xnatsim.serverconfig import ServerConfig as ServerConfig  # re-exported: its old home
 from xnatsim.store import Store, StoreError
 
 log = logging.getLogger("xnatsim.server")
@@ -64,45 +63,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "xnatsim.rest.dicomscp",
 )
 
-DEFAULT_MAX_BODY = 4 * 1024**3
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
-
-
-@dataclass
-class ServerConfig:
-    """Everything ``python -m xnatsim serve`` can set."""
-
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    latency_ms: float = 0.0
-    fail_rate: float = 0.0
-    fail_every: int = 0
-    drop_every: int = 0
-    fail_status: int = 503
-    #: request bodies above this many bytes are refused with 413
-    max_body: int = DEFAULT_MAX_BODY
-    #: where the XNAT schemas are cached (default ``~/.cache/xnatsim/schemas``)
-    schema_cache: Path | None = None
-    #: fetch missing schemas from PyPI at start-up
-    fetch_schemas: bool = True
-    site_id: str = "XNATSIM"
-    #: refuse subject/experiment labels outside ``[A-Za-z0-9_-]`` with 417
-    strict_labels: bool = False
-    #: log every request at INFO
-    log_requests: bool = False
-    #: seconds a connection may sit idle (or stall mid-request) before it is closed, like Tomcat's
-    #: connectionTimeout; keeps clients that never finish a request from holding threads forever
-    idle_timeout: float = 120.0
-    #: the version the site reports (``/xapi/siteConfig/buildInfo``)
-    xnat_version: str = "1.8.10"
-    #: port of the DICOM C-STORE receiver (None = no receiver; 0 = a free port)
-    dicom_port: int | None = None
-    #: AE title of that receiver
-    dicom_ae: str = "XNAT"
-    #: seconds a receiving session stays idle before it is built (XNAT's default 5 minutes)
-    session_idle_seconds: float = 300.0
 
 
 class App:
