@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 #: Command JSONs that still lack the retries input, and whose helper is to add it: the test
 #: fails (strict xfail) once they do, so this list must shrink with them.
 LACKING_RETRIES = {
-    "label-validation": "owner: label-validation (command-json/label-validation.json)",
     "dicom-upload": "owner: dicom-upload (command-json/dicom-upload.json)",
 }
 
