@@ -26,7 +26,7 @@ Subcommands:
              The tags and checks come from "xnatnode images" (the one image-name rule).
              "./build.sh build base" builds only the base image.
   setup      Make a fresh Debian machine ready (as root): apt-get install what is missing of
-             docker.io, debootstrap, chromium, shellcheck and python3-venv, and start dockerd
+             docker.io, debootstrap, chromium, shellcheck, dcmtk and python3-venv, and start dockerd
              if no Docker engine answers. Idempotent.
   test       Create or reuse .venv (pip install -e 'shared_lib[xnatpy]' -e xnatsim -r requirements-dev.txt),
              then run ruff, mypy and every test (pytest tests/). Docker tests run whenever the
