@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from xnatnode.cstore import MAX_CONTEXTS, batches
+from xnatnode.cstore import MAX_CONTEXTS, batches, with_comment
 from xnatnode.dicom import DicomObject, SourceError, read_header, resolve_source, scan_source
 from xnatnode.importzip import CHUNK, classify, stream_zip
 from xnatnode.uploadmap import MapError, Row, State, read_map
@@ -53,6 +53,34 @@ def test_batches_respect_size_and_128_contexts() -> None:
     assert sum(len(b) for b in parts) == 400
     assert all(len({(o.sop_class, o.transfer_syntax) for o in b}) <= MAX_CONTEXTS for b in parts)
     assert [len(b) for b in batches([obj(n) for n in range(10)], 4)] == [4, 4, 2]
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+@pytest.mark.parametrize("old_comment", [None, "Project: OLD Subject: X Session: Y"])
+def test_with_comment_sets_patient_comments_in_the_encoded_bytes(syntax: str, old_comment: str | None) -> None:
+    import pydicom
+    from pydicom.uid import UID
+
+    from xnatsim import synth
+
+    ds = pydicom.dcmread(io.BytesIO(synth.dicom_bytes(synth.DicomLabels("P", "S", "E", "1", "x"), rows=16, columns=16)))
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    if old_comment is None:
+        ds.pop("PatientComments", None)
+    else:
+        ds.PatientComments = old_comment
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    raw = buffer.getvalue()
+
+    patched = with_comment(raw, syntax, "Project: P Subject: S Session: E")
+    assert patched is not None
+    again = pydicom.dcmread(io.BytesIO(patched))
+    assert again.PatientComments == "Project: P Subject: S Session: E"
+    assert again.PixelData == ds.PixelData
+    assert [e.tag for e in again if e.tag != 0x00104000] == [e.tag for e in ds if e.tag != 0x00104000]
+    assert with_comment(raw, "1.2.840.10008.1.2.1.99", "x") is None  # deflated: decoded instead
+    assert with_comment(raw[132:], syntax, "x") is None  # no Part 10 preamble
 
 
 def test_stream_zip_is_a_valid_stored_zip_in_bounded_chunks(tmp_path: Path) -> None:
