@@ -4,7 +4,10 @@ The CSV (read with pandas: separator sniffed, BOM and CRLF accepted, every value
 one row per session with the columns ``source``, ``project``, ``subject``, ``session`` and
 optionally ``modality``, ``date``, ``notes``. :func:`read_map` returns the rows and, separately,
 the rows that cannot be sent (missing source, an illegal label per :mod:`xnatnode.labels`, the
-same session twice) with the reason.
+same session twice) with the reason. Restricted to one project (``--project P``, which the
+project-context wrapper always passes), a row whose ``project`` cell is empty takes ``P`` and a row
+naming another project is one that cannot be sent: a batch launched on a project stays in it.
+The comparison is exact: a row for ``p`` on a launch for ``P`` is refused rather than guessed at.
 
 The state file (``upload-state.json`` in the output folder) keeps, per row key
 (project/subject/session) and StudyInstanceUID, the SOP instances the receiver stored and the
@@ -57,8 +60,9 @@ class BadRow:
     reason: str
 
 
-def read_map(path: Path) -> tuple[list[Row], list[BadRow]]:
-    """The rows of the CSV map that can go on, and those that cannot (with why)."""
+def read_map(path: Path, project: str | None = None) -> tuple[list[Row], list[BadRow]]:
+    """The rows of the CSV map that can go on, and those that cannot (with why); with ``project``
+    only rows for that project go on, and an empty ``project`` cell means it."""
     import pandas as pd
 
     try:
@@ -78,8 +82,10 @@ def read_map(path: Path) -> tuple[list[Row], list[BadRow]]:
     seen: dict[tuple[str, str], int] = {}
     for number, record in enumerate(frame.to_dict("records"), start=2):
         values = {k: str(record.get(k, "") or "").strip() for k in (*REQUIRED, *OPTIONAL)}
+        if project is not None and not values["project"]:
+            values["project"] = project
         row = Row(number, **values)
-        reason = _row_problem(row)
+        reason = _outside(row, project) or _row_problem(row)
         key = (row.project, row.session)
         if not reason and key in seen:
             reason = f"the same session as line {seen[key]}"
@@ -89,6 +95,13 @@ def read_map(path: Path) -> tuple[list[Row], list[BadRow]]:
         seen[key] = number
         good.append(row)
     return good, bad
+
+
+def _outside(row: Row, project: str | None) -> str:
+    if project is None or row.project == project:
+        return ""
+    return (f"the row is for project {row.project!r} but this run is restricted to project {project} "
+            f"(--project {project}): skipped, nothing sent")
 
 
 def _row_problem(row: Row) -> str:

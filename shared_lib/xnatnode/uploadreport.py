@@ -4,7 +4,7 @@
 
     {"schema_version": "1.0", "schema": "xnatnode/dicom-upload-report",
      "generated": ISO time, "generator": "xnatnode <v> dicom-upload",
-     "settings": {"via", "dry_run", "overwrite", "workers", "verify_timeout_s", "receiver"},
+     "settings": {"project" (``--project``, "" when unrestricted), "via", "dry_run", "overwrite", "workers", "verify_timeout_s", "receiver"},
      "totals": {"rows", "verified", "objects_found", "objects_sent", "objects_refused",
                 "objects_archived", "bytes_sent", "seconds", "outcomes": {outcome: rows},
                 "first_sent_to_last_verified_s"},

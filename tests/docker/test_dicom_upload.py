@@ -83,8 +83,9 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
     batch = tmp_path / "batch"
     dd.session(batch / "a", "STUDY_CS1", "A", {"1": 2, "2": 1})
     dd.session(batch / "b", "STUDY_CS2", "B", {"3": 2})
-    dd.zip_folder(batch / "a", tmp_path / "a.zip")
-    dd.zip_folder(batch / "b", tmp_path / "b.zip")
+    dd.session(batch / "c", "STUDY_CS3", "C", {"1": 1})
+    for name in ("a", "b", "c"):
+        dd.zip_folder(batch / name, tmp_path / f"{name}.zip")
     with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
         url = server.url
         http = requests.Session()
@@ -92,9 +93,11 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         project = "CSDU"
         assert http.put(f"{url}/data/projects/{project}", params={"xsiType": "xnat:projectData"},
                         timeout=30).status_code == 200
-        csv = dd.write_csv(tmp_path / "map.csv", [("a.zip", project, "A", "A_MR1"), ("b.zip", project, "B", "B_MR1")])
+        # the empty project cell takes the launch's project (--project from the wrapper's context)
+        csv = dd.write_csv(tmp_path / "map.csv", [("a.zip", project, "A", "A_MR1"), ("b.zip", project, "B", "B_MR1"),
+                                                  ("c.zip", "", "C", "C_MR1")])
         assert http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD", timeout=30).status_code == 200
-        for path in (csv, tmp_path / "a.zip", tmp_path / "b.zip"):
+        for path in (csv, tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"):
             r = http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD/files/{path.name}",
                          data=path.read_bytes(), params={"inbody": "true"}, timeout=60)
             assert r.status_code in (200, 201), r.text
@@ -115,12 +118,14 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         doc = _wait(http, url, launched["container-id"])
         logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
         assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+        assert f"--project={project}" in doc["command-line"]
         assert server.password not in logs
         rows = http.get(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD_REPORT/files",
                         params={"format": "json"}, timeout=30).json()["ResultSet"]["Result"]
         assert {"upload-report.json", "upload-report.csv", "upload-report.html"} <= {row["Name"] for row in rows}
         report = http.get(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD_REPORT/files/upload-report.json",
                           timeout=30).json()
-        assert report["totals"]["verified"] == 2, report["rows"]
-        for session in ("A_MR1", "B_MR1"):
+        assert report["totals"]["verified"] == 3, report["rows"]
+        assert report["settings"]["project"] == project
+        for session in ("A_MR1", "B_MR1", "C_MR1"):
             assert server.store.get_experiment(session, project) is not None

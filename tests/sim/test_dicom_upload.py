@@ -261,6 +261,35 @@ def test_bad_inputs_each_a_clear_row_outcome(env: Server, api: Api, port: int, t
     assert "Files not sent" in (out / "upload-report.html").read_text()
 
 
+def test_project_restriction_skips_rows_for_another_project(env: Server, api: Api, port: int,
+                                                            tmp_path: Path) -> None:
+    """--project A (what the project-context wrapper passes): the row for project B is a bad row
+    and nothing reaches B; the row with an empty project cell goes to A; the others are verified."""
+    here, other = api.new_project("CTXA"), api.new_project("CTXB")
+    root = tmp_path / "deep"
+    dd.session(root / "a", "STUDY_CTX_A", "CA", {"1": 2})
+    dd.session(root / "b", "STUDY_CTX_B", "CB", {"1": 2})
+    dd.session(root / "c", "STUDY_CTX_C", "CC", {"1": 1})
+    dd.write_csv(root / "map.csv", [("a", here, "CA", "CA_MR1"), ("b", other, "CB", "CB_MR1"),
+                                    ("c", "", "CC", "CC_MR1")])
+    before = received(env)
+    out = tmp_path / "out"
+    assert upload(root, out, port, "--project", here) == 6
+    got = outcomes(out)
+    assert got["CA_MR1"] == ("verified", "")
+    assert got["CC_MR1"] == ("verified", "")
+    outcome, reason = got["CB_MR1"]
+    assert outcome == "bad-row"
+    assert f"for project '{other}'" in reason
+    assert f"restricted to project {here}" in reason
+    assert report(out)["settings"]["project"] == here
+    assert {r["session"]: r["project"] for r in report(out)["rows"]}["CC_MR1"] == here
+    assert received(env) - before == 3  # a and c only
+    assert scans(env, here, "CC_MR1") == {"1": 1}
+    assert env.store.get_experiment("CB_MR1", other) is None
+    assert api.get(f"/data/prearchive/projects/{other}").json()["ResultSet"]["Result"] == []
+
+
 def test_csv_without_required_columns_is_a_usage_error(env: Server, port: int, tmp_path: Path) -> None:
     (tmp_path / "map.csv").write_text("folder,project\na,b\n")
     assert upload(tmp_path, tmp_path / "out", port) == 2

@@ -38,6 +38,29 @@ def test_map_sniffs_separator_bom_and_crlf_and_reports_bad_rows(tmp_path: Path) 
     assert reasons[7].startswith("illegal session")
 
 
+def test_map_restricted_to_one_project(tmp_path: Path) -> None:
+    """--project P: a row for another project is bad (nothing of it goes on), an empty cell is P;
+    the same session under an empty cell and under P is one session."""
+    path = tmp_path / "map.csv"
+    path.write_text("source,project,subject,session\n"
+                    "a,P1,S1,S1_MR1\n"
+                    "b,P2,S2,S2_MR1\n"
+                    "c,,S3,S3_MR1\n"
+                    "d,p1,S4,S4_MR1\n"
+                    "e,,S1,S1_MR1\n")
+    good, bad = read_map(path, "P1")
+    assert [(r.line, r.project) for r in good] == [(2, "P1"), (4, "P1")]
+    reasons = {b.row.line: b.reason for b in bad}
+    assert set(reasons) == {3, 5, 6}
+    assert "for project 'P2'" in reasons[3]
+    assert "restricted to project P1" in reasons[3]
+    assert "for project 'p1'" in reasons[5]
+    assert reasons[6] == "the same session as line 2"
+    unrestricted, bad = read_map(path)
+    assert [r.line for r in unrestricted] == [2, 3, 5]
+    assert {b.row.line for b in bad} == {4, 6}  # an empty project cell is illegal without --project
+
+
 def test_map_without_required_columns(tmp_path: Path) -> None:
     path = tmp_path / "map.csv"
     path.write_text("folder,project\nx,y\n")

@@ -1,6 +1,10 @@
 """``xnatnode dicom-upload``: sessions listed in a CSV, sent into XNAT by C-STORE or the import
 service, verified in the archive, resumable (see :mod:`xnatnode.upload`).
 
+``--project P`` keeps the run in one project (the project-context wrapper passes its project):
+rows for another project are bad rows, skipped with the reason and nothing sent; rows with an
+empty ``project`` cell go to ``P``.
+
 Writes ``upload-report.json``/``.csv``/``.html`` and the resume state ``upload-state.json`` to
 the output folder. Exit 0 when every row is verified (or, with ``--dry-run``, could be sent),
 6 (PARTIAL) otherwise, 3 when the DICOM receiver does not answer C-ECHO.
@@ -12,6 +16,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from xnatnode.labels import project_id
 from xnatnode.settings import (
     add_connection_arguments,
     add_runtime_arguments,
@@ -31,6 +36,7 @@ class Options:
     """dicom-upload's own flags."""
 
     csv: Path
+    project: str | None
     source_root: Path | None
     via: str
     dicom_host: str | None
@@ -47,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--csv", required=True, type=Path, metavar="MAP.csv",
          help="CSV with columns source, project, subject, session [modality, date, notes]; a relative "
               "path is also looked for under the source root")
+    flag(parser, "--project", type=project_id, metavar="ID",
+         help="upload only into this project: rows for another project are skipped (reported, nothing "
+              "sent), rows with an empty project cell go to it")
     flag(parser, "--source-root", type=Path, metavar="DIR",
          help="folder the CSV's sources are relative to (default: --input)")
     flag(parser, "--via", choices=("cstore", "import"), default="cstore",
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if launched_by_xnat() and root.resolve() not in csv.resolve().parents:
             raise UsageError(f"the CSV must be a file of the mounted batch ({root}), not {opts.csv}")
         try:
-            rows, bad = read_map(csv)
+            rows, bad = read_map(csv, opts.project)
             state = State(run.output_dir / STATE_FILE)
         except MapError as exc:
             raise UsageError(str(exc)) from None
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 uploader.verify_all(results)
                 ok = all(r.outcome == "verified" for r in results)
             receiver = f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""
-            shown = {"via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
+            shown = {"project": opts.project or "", "via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
                      "workers": opts.workers, "verify_timeout_s": opts.verify_timeout, "receiver": receiver}
             report = uploadreport.build(results, shown, first_sent=uploader.first_sent,
                                         last_verified=uploader.last_verified)
