@@ -159,6 +159,45 @@ def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: fl
     raise RuntimeError(f"{project}: not archived in {timeout} s")
 
 
+def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path, args: Any,
+                total: int) -> dict[str, Any]:
+    """storescu and ``dicom-upload --via cstore --workers 1`` alternately; per-run rates and medians."""
+    import statistics
+
+    n_files = args.sessions * args.slices
+    runs: dict[str, list[dict[str, float]]] = {"dcmtk storescu": [], "C-STORE, 1 association": []}
+    api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
+    for round_ in range(args.interleaved):
+        measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
+                                 str(port), str(deep)])
+        if measured["exit"] != 0:
+            raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
+        runs["dcmtk storescu"].append({"files_per_s": round(n_files / measured["wall_s"], 1),
+                                       "load": round(os.getloadavg()[0], 2)})
+        project = api.new_project("BENCH")
+        csv = deep / f"{project}.csv"
+        csv.write_text("source,project,subject,session\n" + "".join(
+            f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(args.sessions)))
+        out = work / f"out-{project}"
+        measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root",
+                                 str(deep), "--via", "cstore", "--workers", "1", "--dicom-port", str(port),
+                                 "--output", str(out), "--verify-timeout", "900"], env)
+        if measured["exit"] != 0:
+            raise RuntimeError(f"C-STORE: exit {measured['exit']}\n{measured['output']}")
+        totals = json.loads((out / "upload-report.json").read_text())["totals"]
+        runs["C-STORE, 1 association"].append({"files_per_s": round(totals["objects_sent"] / totals["seconds"], 1),
+                                               "load": round(os.getloadavg()[0], 2),
+                                               "verified": totals["verified"]})
+        print(round_, {k: v[-1] for k, v in runs.items()}, flush=True)
+    out_runs: dict[str, Any] = {name: {"rounds": rows,
+                                       "median_files_per_s": round(statistics.median(r["files_per_s"] for r in rows), 1)}
+                                for name, rows in runs.items()}
+    if args.json:
+        args.json.write_text(json.dumps({"files": n_files, "bytes": total, "runs": out_runs}, indent=2) + "\n")
+    print(json.dumps(out_runs, indent=2))
+    return out_runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=10)
@@ -166,6 +205,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=2.0, help="receiver session idle seconds")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="keep the data in this folder")
+    parser.add_argument("--interleaved", type=int, metavar="ROUNDS",
+                        help="only storescu and C-STORE with 1 association, alternating, ROUNDS times (medians)")
     args = parser.parse_args()
 
     from xnatsim.testing import Api, running_server
@@ -199,6 +240,9 @@ def main() -> int:
             api = Api(server)
             port = int(api.get("/xapi/dicomscp").json()[0]["port"])
             env = {**os.environ, "XNAT_HOST": server.url, "XNAT_USER": server.user, "XNAT_PASS": server.password}
+            if args.interleaved:
+                results["runs"] = interleaved(api, port, env, deep, work, args, total)
+                return 0
             for name, via, workers, sessions in (("C-STORE, 1 association", "cstore", 1, args.sessions),
                                                  ("C-STORE, 4 associations", "cstore", 4, args.sessions),
                                                  ("import service", "import", 1, args.sessions),
