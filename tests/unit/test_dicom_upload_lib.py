@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from xnatnode.cstore import MAX_CONTEXTS, batches, with_comment
+from xnatnode.cstore import MAX_CONTEXTS, _Spool, batches, with_comment
 from xnatnode.dicom import DicomObject, SourceError, read_header, resolve_source, scan_source
 from xnatnode.importzip import CHUNK, classify, stream_zip
 from xnatnode.uploadmap import MapError, Row, State, read_map
@@ -104,6 +104,18 @@ def test_with_comment_sets_patient_comments_in_the_encoded_bytes(syntax: str, ol
     assert [e.tag for e in again if e.tag != 0x00104000] == [e.tag for e in ds if e.tag != 0x00104000]
     assert with_comment(raw, "1.2.840.10008.1.2.1.99", "x") is None  # deflated: decoded instead
     assert with_comment(raw[132:], syntax, "x") is None  # no Part 10 preamble
+
+
+def test_spool_holds_the_last_bytes_written_and_leaves_nothing_behind() -> None:
+    spool = _Spool()
+    path = spool.write(b"x" * 100_000)
+    assert path is not None
+    again = spool.write(b"short")
+    assert again == path
+    with open(path, "rb") as stream:
+        assert stream.read() == b"short"
+    spool.close()
+    assert spool.folder is None or not Path(spool.folder).exists()
 
 
 def test_stream_zip_is_a_valid_stored_zip_in_bounded_chunks(tmp_path: Path) -> None:
