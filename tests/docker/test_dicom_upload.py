@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.docker.conftest import wait_for_container
+
 pytestmark = pytest.mark.docker
 
-TERMINAL = ("Complete", "Failed", "Killed")
 SIM_TESTS = Path(__file__).resolve().parents[1] / "sim"
 
 
@@ -27,17 +27,6 @@ def _data() -> Any:
     import dicom_data
 
     return dicom_data
-
-
-def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
-        if str(doc.get("status", "")).startswith(TERMINAL):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
-        time.sleep(0.5)
 
 
 def test_docker_run_next_to_the_deep_storage(built_images: dict[str, str], tmp_path: Path,
@@ -115,7 +104,7 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         assert r.status_code == 200, r.text
         launched = r.json()
         assert launched["status"] == "success", launched
-        doc = _wait(http, url, launched["container-id"])
+        doc = wait_for_container(http, url, launched["container-id"])
         logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
         assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
         assert f"--project={project}" in doc["command-line"]

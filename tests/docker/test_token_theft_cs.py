@@ -11,14 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-pytestmark = pytest.mark.docker
+from tests.docker.conftest import wait_for_container
 
-TERMINAL = ("Complete", "Failed", "Killed")
+pytestmark = pytest.mark.docker
 
 
 class Listener:
@@ -59,17 +58,6 @@ def attacker() -> Iterator[Listener]:
     listener = Listener()
     yield listener
     listener.close()
-
-
-def _wait(http: requests.Session, url: str, container_id: Any, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = http.get(f"{url}/xapi/containers/{container_id}", timeout=30).json()
-        if str(doc.get("status", "")).startswith(TERMINAL):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
-        time.sleep(0.5)
 
 
 def test_no_launch_value_sends_the_token_elsewhere(
@@ -131,7 +119,7 @@ def _outcome(http: requests.Session, url: str, response: requests.Response) -> s
         "application/json") else {}
     if response.status_code != 200 or body.get("status") != "success":
         return f"refused at launch: {response.status_code} {response.text[:300]}"
-    doc = _wait(http, url, body["container-id"])
+    doc = wait_for_container(http, url, body["container-id"], timeout=180)
     logs = http.get(f"{url}/xapi/containers/{body['container-id']}/logs/stderr", timeout=30).text
     assert "--workers" in logs or "refused" in logs, logs[-2000:]
     return f"{doc['status']} (exit {doc.get('exit-code')}): {logs.strip().splitlines()[-1:]}"
