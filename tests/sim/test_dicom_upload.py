@@ -10,33 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dicom_data as dd
 import pytest
 from xnatnode.cli import main
-from xnatsim.testing import Api, Server, running_server
+from xnatsim.testing import Api, Server
+
+from tests.dicom_receiver import receiver_fixtures
 
 IDLE = 0.5
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("du-sim"), fetch_schemas=False, dicom_port=0,
-                        session_idle_seconds=IDLE) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def api(server: Server) -> Api:
-    return Api(server)
-
-
-@pytest.fixture(scope="module")
-def port(api: Api) -> int:
-    return int(api.get("/xapi/dicomscp").json()[0]["port"])
+server, api, port = receiver_fixtures(IDLE, "du-sim")
 
 
 @pytest.fixture

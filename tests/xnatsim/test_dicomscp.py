@@ -10,36 +10,19 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xnatsim.testing import Api, Server, running_server
+from xnatsim.testing import Api, Server
 
+from tests.dicom_receiver import receiver_fixtures
 from xnatsim import synth
 
 IDLE = 0.6
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("scp"), fetch_schemas=False, dicom_port=0,
-                        session_idle_seconds=IDLE) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def api(server: Server) -> Api:
-    return Api(server)
-
-
-@pytest.fixture(scope="module")
-def port(api: Api) -> int:
-    receivers = api.get("/xapi/dicomscp").json()
-    assert receivers[0]["aeTitle"] == "XNAT"
-    return int(receivers[0]["port"])
+server, api, port = receiver_fixtures(IDLE, "scp")
 
 
 def write_session(folder: Path, labels: synth.DicomLabels, series: dict[str, int],
