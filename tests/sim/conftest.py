@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from xnatsim.testing import Api, Server, running_server
 
+from tests.xnat_env import point_xnatnode_at
+
 
 @pytest.fixture(scope="module")
 def nifti_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -23,7 +25,4 @@ def api(nifti_server: Server) -> Api:
 @pytest.fixture
 def env(nifti_server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
     """The server, with XNAT_HOST/XNAT_USER/XNAT_PASS pointing at it for ``xnatnode``."""
-    monkeypatch.setenv("XNAT_HOST", nifti_server.url)
-    monkeypatch.setenv("XNAT_USER", nifti_server.user)
-    monkeypatch.setenv("XNAT_PASS", nifti_server.password)
-    return nifti_server
+    return point_xnatnode_at(nifti_server, monkeypatch)

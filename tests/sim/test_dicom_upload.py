@@ -19,6 +19,7 @@ from xnatnode.cli import main
 from xnatsim.testing import Api, Server
 
 from tests.dicom_receiver import receiver_fixtures
+from tests.xnat_env import point_xnatnode_at
 
 IDLE = 0.5
 server, api, port = receiver_fixtures(IDLE, "du-sim")
@@ -26,10 +27,7 @@ server, api, port = receiver_fixtures(IDLE, "du-sim")
 
 @pytest.fixture
 def env(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
-    monkeypatch.setenv("XNAT_HOST", server.url)
-    monkeypatch.setenv("XNAT_USER", server.user)
-    monkeypatch.setenv("XNAT_PASS", server.password)
-    return server
+    return point_xnatnode_at(server, monkeypatch)
 
 
 def upload(root: Path, out: Path, port: int, *extra: str, via: str = "cstore", csv: str = "map.csv") -> int:

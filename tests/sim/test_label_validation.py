@@ -28,6 +28,8 @@ from xnatnode.labelcheck.source import read_convention_text, read_project, read_
 from xnatnode.reports import page_problems
 from xnatsim.testing import Server, running_server
 
+from tests.xnat_env import point_xnatnode_at
+
 P, OTHER, BARE = "LVP", "LVOTHER", "LVBARE"
 
 
@@ -48,10 +50,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
 @pytest.fixture
 def env(sim: tuple[Server, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Server:
     server = sim[0]
-    monkeypatch.setenv("XNAT_HOST", server.url)
-    monkeypatch.setenv("XNAT_USER", server.user)
-    monkeypatch.setenv("XNAT_PASS", server.password)
-    return server
+    return point_xnatnode_at(server, monkeypatch)
 
 
 def _mount(server: Server, project: str) -> Path:

@@ -21,6 +21,7 @@ from xnatnode.cli import main
 from xnatsim.testing import Api, Server, running_server
 
 from tests.nifti_batches import bids_batch, run_import, write_image, write_sidecar
+from tests.xnat_env import point_xnatnode_at
 
 
 def by_source(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -209,9 +210,7 @@ def test_injected_5xx_and_dropped_connections_end_in_the_right_state(tmp_path: P
             api = Api(server)
             project = "FAULTS"
             api.put(f"/data/projects/{project}", params={"xsiType": "xnat:projectData"})
-            monkeypatch.setenv("XNAT_HOST", server.url)
-            monkeypatch.setenv("XNAT_USER", server.user)
-            monkeypatch.setenv("XNAT_PASS", server.password)
+            point_xnatnode_at(server, monkeypatch)
             if server is faulty:
                 server.set_faults(fail_rate=0.05, drop_every=17, seed=7)
             status, report = run_import(tmp_path / f"out-{id(server)}", project, "--source", str(tmp_path / "batch"),

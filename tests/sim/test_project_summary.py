@@ -20,6 +20,7 @@ from xnatnode.listings import mounted_sessions, read_project
 from xnatnode.summary import summarise
 from xnatsim.testing import Server, running_server
 
+from tests.xnat_env import point_xnatnode_at
 from xnatsim import seed as seeder
 
 KEYS = ("subjects", "sessions", "scans", "resources", "files", "bytes")
@@ -114,10 +115,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
 @pytest.fixture
 def env(sim: tuple[Server, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Server:
     server = sim[0]
-    monkeypatch.setenv("XNAT_HOST", server.url)
-    monkeypatch.setenv("XNAT_USER", server.user)
-    monkeypatch.setenv("XNAT_PASS", server.password)
-    return server
+    return point_xnatnode_at(server, monkeypatch)
 
 
 def _rest_bound(subjects: int, sessions: int, image_sessions_with_scans: int, blank_stats: int = 0) -> int:

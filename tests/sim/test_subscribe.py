@@ -12,6 +12,8 @@ import requests
 from xnatnode.cli import main
 from xnatsim.testing import Server, running_server
 
+from tests.xnat_env import point_xnatnode_at
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -23,9 +25,7 @@ def xnatsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 
 @pytest.fixture
 def http(xnatsim_server: Server, monkeypatch: pytest.MonkeyPatch) -> requests.Session:
-    monkeypatch.setenv("XNAT_HOST", xnatsim_server.url)
-    monkeypatch.setenv("XNAT_USER", xnatsim_server.user)
-    monkeypatch.setenv("XNAT_PASS", xnatsim_server.password)
+    point_xnatnode_at(xnatsim_server, monkeypatch)
     session = requests.Session()
     session.auth = (xnatsim_server.user, xnatsim_server.password)
     return session
