@@ -18,13 +18,6 @@ from xnatnode.settings import DEFAULT_RETRIES, positive_float
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Command JSONs that still lack the retries input, and whose helper is to add it: the test
-#: fails (strict xfail) once they do, so this list must shrink with them.
-LACKING_RETRIES = {
-    "dicom-upload": "owner: dicom-upload (command-json/dicom-upload.json)",
-}
-
-
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -32,14 +25,11 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _commands() -> list[Any]:
-    params = []
-    for path in sorted((REPO / "command-json").glob("*.json")):
-        for command in json.loads(path.read_text("utf-8")):
-            marks = []
-            if command["name"] in LACKING_RETRIES:
-                marks.append(pytest.mark.xfail(strict=True, reason=LACKING_RETRIES[command["name"]]))
-            params.append(pytest.param(command, id=f"{path.stem}:{command['name']}", marks=marks))
-    return params
+    return [
+        pytest.param(command, id=f"{path.stem}:{command['name']}")
+        for path in sorted((REPO / "command-json").glob("*.json"))
+        for command in json.loads(path.read_text("utf-8"))
+    ]
 
 
 def _subcommand(command: dict[str, Any]) -> str:
