@@ -9,7 +9,7 @@ fresh project and is measured in a child process (wall time; peak RSS from ``wai
 * ``raw loopback``: the same files read and written to a TCP socket on 127.0.0.1 whose peer
   discards them (no DICOM, no HTTP): the ceiling of any upload on this machine;
 * ``import client to a discarding HTTP sink``: dicom-upload's import path without a server
-  (headers read, stored zip streamed with chunked encoding to a sink that discards it): what the
+  (headers read, stored zip streamed to a sink that discards it): what the
   client itself costs against the raw rate;
 * ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
 * ``dicom-upload --via import``;
@@ -67,14 +67,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import requests
 from xnatnode.dicom import scan_source
-from xnatnode.importzip import stream_zip
+from xnatnode.client import UPLOAD_BLOCK
+from xnatnode.importzip import zip_body
 class Sink(BaseHTTPRequestHandler):
     def do_POST(self):
-        while True:  # chunked body, discarded
-            size = int(self.rfile.readline().strip() or b"0", 16)
-            if size == 0:
-                self.rfile.readline(); break
-            self.rfile.read(size + 2)
+        left = int(self.headers["Content-Length"])  # body discarded
+        while left:
+            left -= len(self.rfile.read1(min(left, 1 << 20)))
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def log_message(self, *a): pass
 server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
@@ -82,11 +81,15 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 folders = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
 scans = [scan_source(f) for f in folders]
 t0 = time.monotonic(); files = total = 0
+class Adapter(requests.adapters.HTTPAdapter):  # the block size xnatnode's client sends with
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, blocksize=UPLOAD_BLOCK, **kwargs)
 with requests.Session() as http:
+    http.mount("http://", Adapter())
     for scan in scans:
-        names = [o.name for o in scan.objects]
-        http.post(f"http://127.0.0.1:{server.server_address[1]}/import", data=stream_zip(scan, names)).raise_for_status()
-        files += len(names); total += scan.bytes
+        with zip_body(scan, scan.objects) as body:
+            http.post(f"http://127.0.0.1:{server.server_address[1]}/import", data=body).raise_for_status()
+        files += len(scan.objects); total += scan.bytes
 print(files, total, time.monotonic() - t0)
 """
 

@@ -1,73 +1,41 @@
-"""Sending one source to XNAT's import service as a stored zip streamed on the fly.
+"""Sending one source to XNAT's import service as a stored zip built on the fly.
 
-The zip is written by :mod:`zipfile` into a small buffer that is emptied after each chunk, so a
-session of any size goes out with memory bounded by :data:`CHUNK` (``ZIP_STORED``: DICOM does
-not compress much and the server then reads it at disk speed). The body is sent with chunked
-transfer encoding to ``POST /data/services/import`` with the ``DICOM-zip`` handler and the
-``project``/``subject``/``session`` parameters (the names that handler reads), to
-``dest=/archive/projects/P`` when the project auto-archives, else ``dest=/prearchive/projects/P``
-(``shared/reference/dicom-upload.md`` §4, §8).
+XNAT's ``DICOM-zip`` handler reads the upload with Java's ``ZipInputStream``
+(``DicomZipImporter.importZipFile``), which refuses a stored member followed by a data descriptor
+("only DEFLATED entries can have EXT descriptor"), and that is what :mod:`zipfile` writes to a
+stream it cannot seek. So the body is a :class:`xnatnode.zipstream.StoredZip`: CRC-32 and sizes in
+every local header (each object's CRC is computed as the archive reaches it, the object read once),
+a ``Content-Length`` known up front, memory bounded by one object, and rewindable for a retry.
+``ZIP_STORED``: DICOM does not compress much and the server then reads it at disk speed. It goes to
+``POST /data/services/import`` with the ``DICOM-zip`` handler and the ``project``/``subject``/
+``session`` parameters (the names that handler reads), to ``dest=/archive/projects/P`` when the
+project auto-archives, else ``dest=/prearchive/projects/P`` (``shared/reference/dicom-upload.md``
+§4, §8).
 
 XNAT's answers are mapped to per-row outcomes by :func:`classify`.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
-from xnatnode.dicom import SourceScan
-
-CHUNK = 1 << 20
-
-
-class _Sink(io.RawIOBase):
-    """A write-only, unseekable buffer that :func:`stream_zip` drains after each write.
-
-    Written blocks are kept as they come (no copy) and joined once when taken.
-    """
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.parts.append(bytes(data))
-        self.size += len(data)
-        return len(data)
-
-    def take(self) -> bytes:
-        out = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
-        self.parts.clear()
-        self.size = 0
-        return out
+from xnatnode.dicom import DicomObject, SourceScan
+from xnatnode.zipstream import StoredZip, ZipMember
 
 
-def stream_zip(scan: SourceScan, names: list[str], *, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """The bytes of a stored zip holding ``names`` of ``scan``, produced a chunk at a time."""
-    sink = _Sink()
-    with scan.opened() as opener, zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for index, name in enumerate(names):
-            info = zipfile.ZipInfo(f"{index:06d}.dcm")
-            with opener.open(name) as source, archive.open(info, "w", force_zip64=True) as target:
-                while block := source.read(CHUNK):
-                    target.write(block)
-                    if sink.size >= CHUNK:
-                        data = sink.take()
-                        if on_bytes is not None:
-                            on_bytes(len(data))
-                        yield data
-        # the central directory is written when the archive closes
-    tail = sink.take()
-    if tail:
-        if on_bytes is not None:
-            on_bytes(len(tail))
-        yield tail
+@contextmanager
+def zip_body(scan: SourceScan, objects: Sequence[DicomObject]) -> Iterator[StoredZip]:
+    """A stored zip of ``objects`` of ``scan`` (members ``000000.dcm``…) as a request body."""
+    with scan.opened() as opener:
+        body = StoredZip([ZipMember(f"{index:06d}.dcm", obj.size, None, partial(opener.open, obj.name))
+                          for index, obj in enumerate(objects)])
+        try:
+            yield body
+        finally:
+            body.close()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from xnatnode.client import Connection
 from xnatnode.cstore import Outcome, Sender, Target
 from xnatnode.dicom import DicomObject, SourceError, SourceScan, resolve_source, scan_source
 from xnatnode.errors import NotFound, XnatError
-from xnatnode.importzip import classify, stream_zip
+from xnatnode.importzip import classify, zip_body
 from xnatnode.uploadmap import BadRow, Row, State
 
 #: Row outcomes; only ``verified`` counts as success.
@@ -258,36 +258,33 @@ class Uploader:
             params["overwrite"] = "append"
         names = [o.name for o in result.to_send]
         sizes = sum(o.size for o in result.to_send)
-        sent_bytes = [0]
-
-        def counted(k: int) -> None:
-            sent_bytes[0] += k
-
         attempt = 0
-        while True:  # the streamed body cannot be rewound: a retry streams the zip again
-            sent_bytes[0] = 0
-            try:
-                response = self.conn.request(
-                    "POST", "/data/services/import", params=params,
-                    data=stream_zip(result.scan, names, on_bytes=counted),
-                    headers={"Content-Type": "application/zip"}, timeout=max(self.conn.timeout, 600.0))
-                status, text = response.status_code, response.text
-                break
-            except XnatError as exc:
-                transient = exc.status is None or exc.status in (502, 503, 504)
-                if transient and attempt < self.conn.retries:
-                    attempt += 1
-                    self.log.warning("line %d: import failed (%s); attempt %d of %d in %.0f s", row.line,
-                                     exc.status or "no answer", attempt + 1, self.conn.retries + 1, 2.0 ** attempt)
-                    time.sleep(2.0 ** attempt)
-                    continue
-                if exc.status is None:
-                    _set(result, "not-sent", f"import request failed: {exc}")
-                    return
-                status, text = exc.status, str(exc)
-                break
+        with zip_body(result.scan, result.to_send) as body:
+            while True:  # the body rewinds: a retry sends the zip again from its start
+                body.seek(0)
+                try:
+                    response = self.conn.request(
+                        "POST", "/data/services/import", params=params, data=body,
+                        headers={"Content-Type": "application/zip"}, timeout=max(self.conn.timeout, 600.0))
+                    status, text = response.status_code, response.text
+                    break
+                except XnatError as exc:
+                    transient = exc.status is None or exc.status in (502, 503, 504)
+                    if transient and attempt < self.conn.retries:
+                        attempt += 1
+                        self.log.warning("line %d: import failed (%s); attempt %d of %d in %.0f s", row.line,
+                                         exc.status or "no answer", attempt + 1, self.conn.retries + 1,
+                                         2.0 ** attempt)
+                        time.sleep(2.0 ** attempt)
+                        continue
+                    if exc.status is None:
+                        _set(result, "not-sent", f"import request failed: {exc}")
+                        return
+                    status, text = exc.status, str(exc)
+                    break
+            sent = body.tell()
         answer = classify(status, text)
-        result.bytes_sent = sizes if status == 200 else sent_bytes[0]
+        result.bytes_sent = sizes if status == 200 else min(sent, sizes)
         if answer.outcome in ("archived", "prearchived"):
             result.sent = len(names)
             self.state.set_outcome(row, result.study_uid, "sent", "import")

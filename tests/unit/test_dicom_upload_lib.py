@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from xnatnode.cstore import MAX_CONTEXTS, _Spool, batches, with_comment
 from xnatnode.dicom import DicomObject, SourceError, read_header, resolve_source, scan_source
-from xnatnode.importzip import CHUNK, classify, stream_zip
+from xnatnode.importzip import classify, zip_body
 from xnatnode.uploadmap import MapError, Row, State, read_map
 
 
@@ -118,25 +118,45 @@ def test_spool_holds_the_last_bytes_written_and_leaves_nothing_behind() -> None:
     assert spool.folder is None or not Path(spool.folder).exists()
 
 
-def test_stream_zip_is_a_valid_stored_zip_in_bounded_chunks(tmp_path: Path) -> None:
+def test_zip_body_reads_like_javas_zip_input_stream(tmp_path: Path) -> None:
+    """XNAT reads the upload with java.util.zip.ZipInputStream: local headers in order, each
+    stored member with its CRC-32 and sizes there (no data descriptor, which it refuses)."""
+    import struct
+    import zlib
+
+    from xnatnode.dicom import DicomObject, SourceScan
+
     folder = tmp_path / "src"
     folder.mkdir()
-    payloads = {f"f{n}.bin": bytes([n]) * (CHUNK // 2 + n) for n in range(7)}
+    payloads = {f"f{n}.bin": bytes([n]) * (300_000 + n) for n in range(7)}
     for name, data in payloads.items():
         (folder / name).write_bytes(data)
-    from xnatnode.dicom import SourceScan
-
-    scan = SourceScan(folder, False)
-    counted: list[int] = []
-    chunks = list(stream_zip(scan, sorted(payloads), on_bytes=counted.append))
-    assert max(len(c) for c in chunks) < 2 * CHUNK + 4096  # never the whole archive at once
-    body = b"".join(chunks)
-    assert sum(counted) == len(body)
-    with zipfile.ZipFile(io.BytesIO(body)) as archive:
-        members = archive.infolist()
-        assert all(m.compress_type == zipfile.ZIP_STORED for m in members)
-        assert [archive.read(m) for m in members] == [payloads[n] for n in sorted(payloads)]
-
+    objects = [DicomObject(name, "1.2", "1.2.3", "1", f"1.2.3.{n}", "1.2.840.10008.5.1.4.1.1.4",
+                           "1.2.840.10008.1.2.1", "MR", len(data)) for n, (name, data) in enumerate(sorted(payloads.items()))]
+    with zip_body(SourceScan(folder, False), objects) as body:
+        chunks = []
+        while chunk := body.read(65536):
+            assert len(chunk) <= 65536
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        assert len(data) == len(body)
+        body.seek(0)  # a retry sends the same bytes again
+        assert body.read() == data
+    offset, seen = 0, []
+    while data[offset:offset + 4] == b"PK\x03\x04":
+        flags, method, _, _, crc, csize, size, nlen, xlen = struct.unpack("<HHHHIIIHH", data[offset + 6:offset + 30])
+        assert not flags & 0x8
+        assert method == 0
+        assert csize == size
+        start = offset + 30 + nlen + xlen
+        member = data[start:start + size]
+        assert zlib.crc32(member) == crc
+        seen.append(member)
+        offset = start + size
+    assert seen == [payloads[n] for n in sorted(payloads)]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        assert [i.filename for i in archive.infolist()] == [f"{n:06d}.dcm" for n in range(7)]
 
 def test_classify_xnat_answers() -> None:
     assert classify(200, "/data/archive/projects/P/subjects/S/experiments/E").outcome == "archived"

@@ -14,8 +14,8 @@ import pytest
 from xnatnode.imports import bids
 from xnatnode.imports.mapping import MappingError, read_mapping
 from xnatnode.imports.sources import FolderSource, SourceError, ZipSource, normalise, open_source
-from xnatnode.imports.zipstream import StoredZip, ZipMember, batches, zip_size
 from xnatnode.nifti import scan_file, scan_image
+from xnatnode.zipstream import StoredZip, ZipMember, batches, zip_size
 
 from tests.nifti_batches import write_image
 

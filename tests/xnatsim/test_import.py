@@ -14,6 +14,7 @@ import requests
 from xnatsim.store import Parent
 from xnatsim.testing import Server, running_server
 
+from tests.zips import streamed_zip
 from xnatsim import synth
 
 PROJECT = "IMP"
@@ -203,6 +204,21 @@ def test_errors(server: Server, http: requests.Session) -> None:
     assert "Unknown importer implementation specified: Nope" in unknown_handler.text
     anonymous = requests.post(server.url + "/data/services/import", data=junk, timeout=30)
     assert anonymous.status_code == 401
+
+
+def streamed_dicom_zip(labels: synth.DicomLabels, method: int) -> bytes:
+    return streamed_zip({f"{k}.dcm": synth.dicom_bytes(replace(labels, instance=k)) for k in (1, 2)}, method)
+
+
+def test_a_stored_member_with_a_data_descriptor_is_refused_as_javas_reader_does(
+        server: Server, http: requests.Session) -> None:
+    labels = synth.DicomLabels(OTHER, "DD", "DD_MR1", "1", "", "MR", "2024-01-01")
+    stored = post(http, server, streamed_dicom_zip(labels, zipfile.ZIP_STORED), dest=f"/archive/projects/{OTHER}")
+    assert stored.status_code == 400
+    assert "only DEFLATED entries can have EXT descriptor" in stored.text
+    assert server.store.get_experiment("DD_MR1", OTHER) is None
+    deflated = post(http, server, streamed_dicom_zip(labels, zipfile.ZIP_DEFLATED), dest=f"/archive/projects/{OTHER}")
+    assert deflated.status_code == 200, deflated.text  # ZipInputStream reads deflated members with one
 
 
 def test_prearchive_then_archive(server: Server, http: requests.Session) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 import tarfile
 import time
 import zipfile
@@ -129,6 +130,25 @@ def _safe_member(name: str) -> str:
     return "/".join(parts)
 
 
+_LOCAL_HEADER = struct.Struct("<4sHHH")
+
+
+def _as_zip_input_stream(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse what XNAT's reader refuses: XNAT unpacks uploads (import service, ``extract=true``)
+    with Java's ``java.util.zip.ZipInputStream``, which reads each member's local header in turn
+    and throws "only DEFLATED entries can have EXT descriptor" for a stored member whose local
+    header defers its CRC and sizes to a data descriptor (flag bit 3), as :mod:`zipfile` writes
+    when it streams to an unseekable output. Read here from the local headers, as Java does."""
+    with archive.open("rb") as raw:
+        for info in infos:
+            raw.seek(info.header_offset)
+            signature, _, flags, method = _LOCAL_HEADER.unpack(raw.read(_LOCAL_HEADER.size).ljust(10, b"\0"))
+            if signature != b"PK\x03\x04":
+                raise zipfile.BadZipFile("invalid LOC header (bad signature)")
+            if flags & 0x8 and method != zipfile.ZIP_DEFLATED:
+                raise zipfile.BadZipFile("only DEFLATED entries can have EXT descriptor")
+
+
 def extract(archive: Path, name: str, target: Path, *, max_bytes: int) -> list[tuple[str, Path]]:
     """Unpack ``archive`` (named ``name``) into the empty folder ``target``; ``(relative path, file)`` pairs."""
     return [(rel, path) for rel, path, _, _ in extract_hashed(archive, name, target, max_bytes=max_bytes)]
@@ -145,6 +165,7 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
                 infos = zf.infolist()
                 if len(infos) > MAX_MEMBERS:
                     raise HTTPError(400, "Too many entries in the archive.")
+                _as_zip_input_stream(archive, infos)
                 for info in infos:
                     rel = _safe_member(info.filename)
                     mode = info.external_attr >> 16

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from typing import IO, TypeVar
 from urllib.parse import urlencode
 
+from xnatnode import zipstream
 from xnatnode.client import Connection
 from xnatnode.errors import Forbidden, Unauthorized, Unreachable, XnatError
-from xnatnode.imports import zipstream
 from xnatnode.imports.plan import (
     Action,
     FileRow,

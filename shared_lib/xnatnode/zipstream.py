@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -28,13 +29,15 @@ _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _END = struct.Struct("<IHHHHIIH")
 _UTF8 = 0x800
 _READ = 1 << 20
+#: Members up to this size whose CRC-32 is computed on the way are read once, into memory.
+BUFFERED = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class ZipMember:
     name: str
     size: int
-    crc32: int
+    crc32: int | None  # None: computed when the archive reaches the member
     open: Callable[[], IO[bytes]]
 
 
@@ -67,28 +70,69 @@ def batches(members: Sequence[ZipMember]) -> Iterator[list[ZipMember]]:
 
 class StoredZip:
     """The archive as a file-like body: ``read``, ``tell``, ``seek`` (to any position; forward
-    from the start), ``len()``. Members are opened one at a time while they are read."""
+    from the start), ``len()``. Members are opened one at a time while they are read.
+
+    A member whose ``crc32`` is None has it computed when the archive reaches it: a member of at
+    most :data:`BUFFERED` bytes is read once into memory (CRC, then sent from there), a bigger one
+    is read twice (a CRC pass, then the bytes). Its local header is written then, so the archive
+    still has no data descriptors; the length is known up front either way.
+    """
 
     def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:
         if zip_size(members) > MAX_ZIP_BYTES + (1 << 26) or len(members) > MAX_MEMBERS:
             raise ValueError("too much for one zip: split the members with batches()")
-        dos_time, dos_date = _dos_time(time.time() if mtime is None else mtime)
-        self._parts: list[bytes | ZipMember] = []
-        central = bytearray()
+        self._time = _dos_time(time.time() if mtime is None else mtime)
+        self._members = list(members)
+        self._crcs: list[int | None] = [m.crc32 for m in members]
+        self._offsets: list[int] = []
+        self._parts: list[bytes | ZipMember | int] = []  # int: the local header of member i, built when reached
         offset = 0
-        for m in members:
-            name = m.name.encode("utf-8")
-            flags = _UTF8 if not m.name.isascii() else 0
-            local = _LOCAL.pack(0x04034B50, 20, flags, 0, dos_time, dos_date, m.crc32, m.size, m.size,
-                                len(name), 0) + name
-            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, flags, 0, dos_time, dos_date, m.crc32,
-                                     m.size, m.size, len(name), 0, 0, 0, 0, 0o100644 << 16, offset) + name
-            self._parts += [local, m]
-            offset += len(local) + m.size
-        end = _END.pack(0x06054B50, 0, 0, len(members), len(members), len(central), offset, 0)
-        self._parts.append(bytes(central) + end)
-        self._length = offset + len(central) + len(end)
+        for index, m in enumerate(members):
+            self._offsets.append(offset)
+            self._parts += [self._local(index) if m.crc32 is not None else index, m]
+            offset += _LOCAL.size + len(m.name.encode("utf-8")) + m.size
+        self._central_at = offset
+        self._parts.append(-1)  # the central directory, built when reached
+        self._length = zip_size(members)
         self._reset()
+
+    def _header(self, index: int) -> tuple[bytes, int, int]:
+        m = self._members[index]
+        crc = self._crcs[index]
+        assert crc is not None
+        return m.name.encode("utf-8"), _UTF8 if not m.name.isascii() else 0, crc
+
+    def _local(self, index: int) -> bytes:
+        name, flags, crc = self._header(index)
+        size = self._members[index].size
+        return _LOCAL.pack(0x04034B50, 20, flags, 0, *self._time, crc, size, size, len(name), 0) + name
+
+    def _central(self) -> bytes:
+        central = bytearray()
+        for index, m in enumerate(self._members):
+            name, flags, crc = self._header(index)
+            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, flags, 0, *self._time, crc, m.size, m.size,
+                                     len(name), 0, 0, 0, 0, 0o100644 << 16, self._offsets[index]) + name
+        n = len(self._members)
+        return bytes(central) + _END.pack(0x06054B50, 0, 0, n, n, len(central), self._central_at, 0)
+
+    def _reach(self, index: int) -> bytes:
+        """The local header of member ``index`` once its CRC-32 is known (computed now if need be)."""
+        m = self._members[index]
+        if m.crc32 is None:
+            with m.open() as handle:
+                if m.size <= BUFFERED:
+                    data = handle.read(m.size + 1)
+                    _check_size(m, len(data))
+                    self._buffer: bytes | None = data
+                    crc = zlib.crc32(data)
+                else:
+                    crc, seen = 0, 0
+                    while block := handle.read(_READ):
+                        crc, seen = zlib.crc32(block, crc), seen + len(block)
+                    _check_size(m, seen)
+            self._crcs[index] = crc
+        return self._local(index)
 
     def __len__(self) -> int:
         return self._length
@@ -98,6 +142,7 @@ class StoredZip:
         self._offset = 0  # within the current part
         self._position = 0
         self._handle: IO[bytes] | None = None
+        self._buffer = None
 
     def tell(self) -> int:
         return self._position
@@ -117,36 +162,52 @@ class StoredZip:
 
     def read(self, size: int = -1) -> bytes:
         wanted = self._length - self._position if size is None or size < 0 else size
-        out = bytearray()
-        while len(out) < wanted and self._index < len(self._parts):
+        out: list[bytes] = []
+        got = 0
+        while got < wanted and self._index < len(self._parts):
             part = self._parts[self._index]
+            if isinstance(part, int):  # a header built only now
+                part = self._parts[self._index] = self._reach(part) if part >= 0 else self._central()
             if isinstance(part, bytes):
-                chunk = part[self._offset:self._offset + wanted - len(out)]
+                chunk = part[self._offset:self._offset + wanted - got]
                 self._offset += len(chunk)
                 done = self._offset >= len(part)
             else:
-                if self._handle is None:
-                    self._handle = part.open()
-                chunk = self._handle.read(min(wanted - len(out), part.size - self._offset))
-                if not chunk and self._offset < part.size:
-                    raise OSError(f"{part.name} ended after {self._offset} of {part.size} bytes "
-                                  "(changed since it was read?)")
+                chunk = self._member_bytes(part, wanted - got)
                 self._offset += len(chunk)
                 done = self._offset >= part.size
                 if done:
-                    self._handle.close()
-                    self._handle = None
-            out += chunk
+                    self.close()
+            out.append(chunk)
+            got += len(chunk)
             if done:
                 self._index += 1
                 self._offset = 0
-        self._position += len(out)
-        return bytes(out)
+        self._position += got
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _member_bytes(self, part: ZipMember, most: int) -> bytes:
+        if self._buffer is not None:
+            return self._buffer[self._offset:self._offset + most]
+        if self._handle is None:
+            self._handle = part.open()
+        chunk = self._handle.read(min(most, part.size - self._offset))
+        if not chunk and self._offset < part.size:
+            _check_size(part, self._offset)
+        return chunk
 
     def close(self) -> None:
+        self._buffer = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _check_size(member: ZipMember, seen: int) -> None:
+    if seen < member.size:
+        raise OSError(f"{member.name} ended after {seen} of {member.size} bytes (changed since it was read?)")
+    if seen > member.size:
+        raise OSError(f"{member.name} is longer than the {member.size} bytes read before (changed since it was read?)")
 
 
 class HashingFile:
