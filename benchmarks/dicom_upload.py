@@ -164,11 +164,13 @@ def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: fl
 
 def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path, args: Any,
                 total: int) -> dict[str, Any]:
-    """storescu and ``dicom-upload --via cstore --workers 1`` alternately; per-run rates and medians."""
+    """storescu, ``--via cstore --workers 1`` and ``--workers 4`` in turn, ``--interleaved`` rounds;
+    per-run rates and medians (runs minutes apart see different loads; alternating shares it out)."""
     import statistics
 
     n_files = args.sessions * args.slices
-    runs: dict[str, list[dict[str, float]]] = {"dcmtk storescu": [], "C-STORE, 1 association": []}
+    names = {1: "C-STORE, 1 association", 4: "C-STORE, 4 associations"}
+    runs: dict[str, list[dict[str, float]]] = {"dcmtk storescu": [], **{name: [] for name in names.values()}}
     api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
     for round_ in range(args.interleaved):
         measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
@@ -177,20 +179,20 @@ def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path
             raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
         runs["dcmtk storescu"].append({"files_per_s": round(n_files / measured["wall_s"], 1),
                                        "load": round(os.getloadavg()[0], 2)})
-        project = api.new_project("BENCH")
-        csv = deep / f"{project}.csv"
-        csv.write_text("source,project,subject,session\n" + "".join(
-            f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(args.sessions)))
-        out = work / f"out-{project}"
-        measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root",
-                                 str(deep), "--via", "cstore", "--workers", "1", "--dicom-port", str(port),
-                                 "--output", str(out), "--verify-timeout", "900"], env)
-        if measured["exit"] != 0:
-            raise RuntimeError(f"C-STORE: exit {measured['exit']}\n{measured['output']}")
-        totals = json.loads((out / "upload-report.json").read_text())["totals"]
-        runs["C-STORE, 1 association"].append({"files_per_s": round(totals["objects_sent"] / totals["seconds"], 1),
-                                               "load": round(os.getloadavg()[0], 2),
-                                               "verified": totals["verified"]})
+        for workers, name in names.items():
+            project = api.new_project("BENCH")
+            csv = deep / f"{project}.csv"
+            csv.write_text("source,project,subject,session\n" + "".join(
+                f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(args.sessions)))
+            out = work / f"out-{project}"
+            measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv),
+                                     "--source-root", str(deep), "--via", "cstore", "--workers", str(workers),
+                                     "--dicom-port", str(port), "--output", str(out), "--verify-timeout", "900"], env)
+            if measured["exit"] != 0:
+                raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
+            totals = json.loads((out / "upload-report.json").read_text())["totals"]
+            runs[name].append({"files_per_s": round(totals["objects_sent"] / totals["seconds"], 1),
+                               "load": round(os.getloadavg()[0], 2), "verified": totals["verified"]})
         print(round_, {k: v[-1] for k, v in runs.items()}, flush=True)
     out_runs: dict[str, Any] = {name: {"rounds": rows,
                                        "median_files_per_s": round(statistics.median(r["files_per_s"] for r in rows), 1)}
@@ -209,7 +211,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="keep the data in this folder")
     parser.add_argument("--interleaved", type=int, metavar="ROUNDS",
-                        help="only storescu and C-STORE with 1 association, alternating, ROUNDS times (medians)")
+                        help="only storescu and C-STORE with 1 and 4 associations, alternating, ROUNDS times (medians)")
     args = parser.parse_args()
 
     from xnatsim.testing import Api, running_server
