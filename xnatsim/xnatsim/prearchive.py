@@ -17,8 +17,10 @@ from xnatsim import access, intake, prearcstore
 from xnatsim.intake import IntakeError, Labels
 from xnatsim.prearcstore import COLUMNS, Entry
 from xnatsim.resultset import table_response
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 from xnatsim.store import Store
+
+routes = Routes()
 
 
 def _visible(store: Store, user: str | None, project: str) -> bool:
@@ -57,6 +59,7 @@ def _split_src(src: str) -> tuple[str, str, str]:
 # --------------------------------------------------------------------------- handlers
 
 
+@routes.route("GET", "/data/prearchive/projects", "/data/prearchive/projects/{project}")
 def list_all(request: Request) -> Response:
     user = request.require_user()
     project = request.params.get("project")
@@ -70,6 +73,7 @@ def _entry(request: Request) -> Entry:
                  request.params["session"])
 
 
+@routes.route("GET", "/data/prearchive/projects/{project}/{timestamp}/{session}")
 def get_session(request: Request) -> Response:
     entry = _entry(request)
     row = entry.row
@@ -85,22 +89,26 @@ def get_session(request: Request) -> Response:
     return table_response(request, COLUMNS, [[row.get(c, "") for c in COLUMNS]])
 
 
+@routes.route("GET", "/data/prearchive/projects/{project}/{timestamp}/{session}/logs/last")
 def last_log(request: Request) -> Response:
     entry = _entry(request)
     return Response.text(entry.log[-1] if entry.log else "")
 
 
+@routes.route("DELETE", "/data/prearchive/projects/{project}/{timestamp}/{session}")
 def delete_session(request: Request) -> Response:
     prearcstore.remove(_entry(request))
     return Response.empty()
 
 
+@routes.route("POST", "/data/services/prearchive/delete")
 def delete_service(request: Request) -> Response:
     src = request.query.get("src") or ""
     prearcstore.remove(_find(request.store, request.user, *_split_src(src)))
     return Response.empty()
 
 
+@routes.route("POST", "/data/services/archive")
 def archive_service(request: Request) -> Response:
     """``POST /data/services/archive?src=/prearchive/projects/P/TS/E[&project=&subject=&session=&overwrite=]``."""
     user = request.require_user()
@@ -125,11 +133,4 @@ def archive_service(request: Request) -> Response:
     return Response.text(intake.archive_uri(exp))
 
 
-def register(router: Router) -> None:
-    router.add("GET", "/data/prearchive/projects", list_all)
-    router.add("GET", "/data/prearchive/projects/{project}", list_all)
-    router.add("GET", "/data/prearchive/projects/{project}/{timestamp}/{session}", get_session)
-    router.add("GET", "/data/prearchive/projects/{project}/{timestamp}/{session}/logs/last", last_log)
-    router.add("DELETE", "/data/prearchive/projects/{project}/{timestamp}/{session}", delete_session)
-    router.add("POST", "/data/services/archive", archive_service)
-    router.add("POST", "/data/services/prearchive/delete", delete_service)
+register = routes.register

@@ -15,12 +15,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from xnatsim.dicomscp import DicomService, SettingsError
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 
 if TYPE_CHECKING:
     from xnatsim.server import App
 
 IDENTIFIERS = {"dicomObjectIdentifier": "Default DICOM object identifier (ClassicDicomObjectIdentifier)"}
+
+routes = Routes()
 
 
 def setup(app: App) -> None:
@@ -67,16 +69,19 @@ def _one(request: Request) -> dict[str, Any]:
     return found
 
 
+@routes.route("GET", "/xapi/dicomscp")
 def list_all(request: Request) -> Response:
     request.require_user()
     return Response.json(service(request).settings)
 
 
+@routes.route("GET", "/xapi/dicomscp/{id}")
 def get_one(request: Request) -> Response:
     request.require_user()
     return Response.json(_one(request))
 
 
+@routes.route("POST", "/xapi/dicomscp")
 def create(request: Request) -> Response:
     _admin(request)
     try:
@@ -100,10 +105,12 @@ def _update(request: Request, values: dict[str, Any]) -> Response:
     return Response.json(updated)
 
 
+@routes.route("PUT", "/xapi/dicomscp/{id}")
 def update(request: Request) -> Response:
     return _update(request, _body(request))
 
 
+@routes.route("DELETE", "/xapi/dicomscp/{id}")
 def delete(request: Request) -> Response:
     _admin(request)
     if not service(request).delete(_id(request)):
@@ -111,6 +118,7 @@ def delete(request: Request) -> Response:
     return Response.empty()
 
 
+@routes.route("GET", "/xapi/dicomscp/title/{title}/{port}")
 def by_title(request: Request) -> Response:
     request.require_user()
     for settings in service(request).settings:
@@ -119,11 +127,13 @@ def by_title(request: Request) -> Response:
     raise HTTPError(404, f"No DICOM SCP instance {request.params['title']}:{request.params['port']}")
 
 
+@routes.route("GET", "/xapi/dicomscp/{id}/enabled")
 def get_enabled(request: Request) -> Response:
     request.require_user()
     return Response.json(bool(_one(request).get("enabled", True)))
 
 
+@routes.route("PUT", "/xapi/dicomscp/{id}/enabled/{flag}")
 def set_enabled(request: Request) -> Response:
     flag = request.params["flag"].lower()
     if flag not in ("true", "false"):
@@ -131,6 +141,7 @@ def set_enabled(request: Request) -> Response:
     return _update(request, {"enabled": flag == "true"})
 
 
+@routes.route("PUT", "/xapi/dicomscp/start")
 def start(request: Request) -> Response:
     _admin(request)
     service(request).start_all()
@@ -138,21 +149,25 @@ def start(request: Request) -> Response:
                           if s.get("enabled", True)])
 
 
+@routes.route("PUT", "/xapi/dicomscp/stop")
 def stop(request: Request) -> Response:
     _admin(request)
     service(request).stop_all()
     return Response.json([s["aeTitle"] + ":" + str(s["port"]) for s in service(request).settings])
 
 
+@routes.route("GET", "/xapi/dicomscp/identifiers")
 def identifiers(request: Request) -> Response:
     request.require_user()
     return Response.json(IDENTIFIERS)
 
 
+@routes.route("GET", "/xnatsim/dicomscp/faults", auth="public")
 def get_faults(request: Request) -> Response:
     return Response.json(asdict(service(request).faults))
 
 
+@routes.route("POST", "/xnatsim/dicomscp/faults", auth="public")
 def set_faults(request: Request) -> Response:
     faults = service(request).faults
     for key, value in _body(request).items():
@@ -162,6 +177,7 @@ def set_faults(request: Request) -> Response:
     return Response.json(asdict(faults))
 
 
+@routes.route("POST", "/xnatsim/dicomscp/build", auth="public")
 def build(request: Request) -> Response:
     """One builder pass; ``idle=0`` (default) builds every receiving session now."""
     svc = service(request)
@@ -174,18 +190,4 @@ def build(request: Request) -> Response:
     return Response.json(prearcstore.build_idle(svc.receiving, idle))
 
 
-def register(router: Router) -> None:
-    router.add("GET", "/xapi/dicomscp", list_all)
-    router.add("POST", "/xapi/dicomscp", create)
-    router.add("GET", "/xapi/dicomscp/identifiers", identifiers)
-    router.add("PUT", "/xapi/dicomscp/start", start)
-    router.add("PUT", "/xapi/dicomscp/stop", stop)
-    router.add("GET", "/xapi/dicomscp/title/{title}/{port}", by_title)
-    router.add("GET", "/xapi/dicomscp/{id}", get_one)
-    router.add("PUT", "/xapi/dicomscp/{id}", update)
-    router.add("DELETE", "/xapi/dicomscp/{id}", delete)
-    router.add("GET", "/xapi/dicomscp/{id}/enabled", get_enabled)
-    router.add("PUT", "/xapi/dicomscp/{id}/enabled/{flag}", set_enabled)
-    router.add("GET", "/xnatsim/dicomscp/faults", get_faults, auth="public")
-    router.add("POST", "/xnatsim/dicomscp/faults", set_faults, auth="public")
-    router.add("POST", "/xnatsim/dicomscp/build", build, auth="public")
+register = routes.register
