@@ -73,6 +73,7 @@ from xnatnode.settings import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    MAX_WORKERS,
     STALL_BYTES,
     ConnectionSettings,
     RetrySettings,
@@ -156,8 +157,8 @@ class Connection:
         self._session = requests.Session()
         self._session.auth = (credentials.user, credentials.password)
         self._session.headers["User-Agent"] = USER_AGENT
-        # Retries are ours (so that each attempt is counted); the pool serves a few threads.
-        adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
+        # Retries are ours (so that each attempt is counted); see _WatchedAdapter for the pool.
+        adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=MAX_WORKERS, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._xnatpy: Any = None
@@ -801,7 +802,15 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter with connections a :class:`_Watch` can cut."""
+    """requests' adapter with connections a :class:`_Watch` can cut.
+
+    The connection keeps up to :data:`~xnatnode.settings.MAX_WORKERS` keep-alive connections,
+    the upper bound of every ``--workers`` flag: with more threads than pooled connections
+    urllib3 discards the surplus ("Connection pool is full") and each request connects anew.
+    Sized to that bound rather than to the run's own ``--workers`` because urllib3 opens
+    connections only when a thread needs one: a run with 4 workers still holds at most 4, and
+    no worker count has to travel from the command's options to the connection.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("blocksize", UPLOAD_BLOCK)

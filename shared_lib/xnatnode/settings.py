@@ -16,7 +16,7 @@ How a command declares its flags and gets its settings (modules keep ``NAME``, `
 
     def add_arguments(parser):
         flag(parser, "--project", type=project_id, required=True, help="XNAT project ID")
-        flag(parser, "--workers", env="XNATNODE_WORKERS", type=int_in_range(1, 32), default=8,
+        flag(parser, "--workers", env="XNATNODE_WORKERS", type=int_in_range(1, MAX_WORKERS), default=8,
              help="REST requests in flight at most")
         add_connection_arguments(parser)  # XNAT connection, --timeout, --retries (+ env vars)
         add_runtime_arguments(parser)     # --input, --output, --log-level, --deadline (+ env)
@@ -68,6 +68,9 @@ DEFAULT_DEADLINE = 6 * 3600.0
 DEFAULT_BACKOFF = 0.5
 #: Longest wait between two attempts, whatever the back-off or Retry-After says.
 MAX_DELAY = 30.0
+#: The most threads a command may run against XNAT at once (every ``--workers`` flag's upper
+#: bound); the connection keeps that many keep-alive connections (:mod:`xnatnode.client`).
+MAX_WORKERS = 32
 
 #: Flags that choose where the connection goes or whose credentials it uses.
 CONNECTION_FLAGS = {
