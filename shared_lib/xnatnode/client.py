@@ -661,7 +661,8 @@ class _Alarm:
 
 
 class _Watchdog:
-    """One daemon thread that fires the alarms of every :class:`_Watch` when their time comes.
+    """One daemon thread that fires the alarms of every :class:`_Watch` and of every download's
+    stall check (:class:`_Progress`) when their time comes.
 
     Hand-written rather than a ``threading.Timer`` per request: starting and cancelling a thread
     for each request cost more client CPU than the request itself on small uploads (a tenth of
@@ -712,7 +713,8 @@ class _Progress:
     Not a limit on the whole download (a big file may take hours at a good rate): each block of
     :data:`STALL_BYTES` has to come within ``window`` seconds of the one before (or of the start),
     which a server dribbling a byte now and then fails although each socket read is in time.
-    One watcher thread per download; the reading loop only adds up bytes.
+    The reading loop only adds up bytes; the check is an alarm of the shared :class:`_Watchdog`
+    at the end of the current window, re-armed from the last block while blocks keep coming.
     """
 
     def __init__(self, window: float, cut: Callable[[], None]) -> None:
@@ -722,7 +724,10 @@ class _Progress:
         self._cut = cut
         self._started = self._mark = time.monotonic()
         self._mark_bytes = 0
-        self._done = threading.Event()
+        #: Held while the alarm checks and while the block ends: no cut once it has ended.
+        self._lock = threading.Lock()
+        self._done = False
+        self._alarm: _Alarm | None = None
 
     def add(self, count: int) -> None:
         """Count ``count`` bytes received (from the reading thread)."""
@@ -732,22 +737,32 @@ class _Progress:
 
     @contextlib.contextmanager
     def guarding(self) -> Iterator[None]:
-        """Watch the block's progress from a daemon thread; stop watching when it ends."""
+        """Check the block's progress at each window's end; stop checking when it ends."""
         self._started = self._mark = time.monotonic()
-        watcher = threading.Thread(target=self._watch, name="xnatnode-stall", daemon=True)
-        watcher.start()
+        self._done = False
+        self._arm()
         try:
             yield
         finally:
-            self._done.set()
-            watcher.join()
+            with self._lock:
+                self._done = True
+                if self._alarm is not None:
+                    self._alarm.cancelled = True
 
-    def _watch(self) -> None:
-        while not self._done.wait(max(0.0, self._mark + self.window - time.monotonic())):
+    def _arm(self) -> None:
+        self._alarm = _WATCHDOG.schedule(self._mark + self.window, self._check)
+
+    def _check(self) -> None:
+        """On the watchdog's thread: cut a stalled body, else check again a window after the
+        last block."""
+        with self._lock:
+            if self._done:
+                return
             if time.monotonic() - self._mark >= self.window:
                 self.stalled = True
                 self._cut()
-                return
+            else:
+                self._arm()
 
     def explain(self) -> str:
         """Why the attempt was given up, with the rate it fell below and the rate it had."""
