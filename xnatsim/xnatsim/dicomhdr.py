@@ -12,6 +12,7 @@ same object.
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -134,25 +135,52 @@ ROUTING_KEYWORDS = (
     "StationName",
     "PatientBirthDate",
 )
+_SOP_INSTANCE_UID = 0x00080018
+_STUDY_INSTANCE_UID = 0x0020000D
+
+
+@functools.cache
+def _routing_tags() -> tuple[tuple[str, int], ...]:
+    """``(keyword, tag)`` of :data:`ROUTING_KEYWORDS` (pydicom's dictionary)."""
+    from pydicom.datadict import tag_for_keyword
+
+    tags = tuple((keyword, tag_for_keyword(keyword)) for keyword in ROUTING_KEYWORDS)
+    return tuple((keyword, tag) for keyword, tag in tags if tag is not None)
 
 
 def read_routing(data: bytes | Path) -> dict[str, str] | None:
-    """The routing headers of one file, or ``None`` when it is not parseable DICOM."""
+    """The routing headers of one file, or ``None`` when it is not parseable DICOM.
+
+    Values are ``str(value).strip()`` of pydicom's value for each keyword ("" when absent), as
+    ``Dataset.get(keyword)`` gives them. Cheap per file (it runs for every object received):
+    pydicom keeps only the routing tags (``specific_tags``; it adds SpecificCharacterSet itself)
+    and each is converted once with :func:`pydicom.dataelem.convert_raw_data_element`, the function
+    ``Dataset.__getitem__`` uses, without the dataset's per-access bookkeeping (the ambiguous-VR and
+    sequence handling there never applies: no routing keyword has an ambiguous VR or is a sequence).
+    pydicom's value validation stays on: its mode is process-wide only (no per-call setting in
+    pydicom 3), and the simulator may share its process with a client.
+    """
     import io
 
     import pydicom
+    from pydicom.dataelem import DataElement, convert_raw_data_element
     from pydicom.errors import InvalidDicomError
 
+    tags = _routing_tags()
     source: Any = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        ds = pydicom.dcmread(source, stop_before_pixels=True)
+        ds = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=[tag for _, tag in tags])
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
         return None
-    if "SOPInstanceUID" not in ds and "StudyInstanceUID" not in ds:
+    if _SOP_INSTANCE_UID not in ds and _STUDY_INSTANCE_UID not in ds:
         return None
+    encoding = ds.original_character_set
     values: dict[str, str] = {}
-    for keyword in ROUTING_KEYWORDS:
-        value = ds.get(keyword)
+    for keyword, tag in tags:
+        element = ds.get_item(tag)
+        if element is not None and not isinstance(element, DataElement):
+            element = convert_raw_data_element(element, encoding=encoding, ds=ds)
+        value = None if element is None else element.value
         values[keyword] = "" if value is None else str(value).strip()
     return values
 
