@@ -124,6 +124,7 @@ def page(document: dict[str, Any], results: list[RowResult], run: Run | None = N
         Total,
         Verdict,
         human_bytes,
+        quantity,
     )
 
     totals = document["totals"]
@@ -156,10 +157,10 @@ def page(document: dict[str, Any], results: list[RowResult], run: Run | None = N
     ]
     if skipped:
         parts.append(Section("Files not sent", [Items("Not DICOM, truncated or unreadable", skipped)],
-                             collapsible=True, badge=f"{len(skipped)} files", badge_level="warning"))
+                             collapsible=True, badge=quantity(len(skipped), "file"), badge_level="warning"))
     if refused:
         parts.append(Section("Objects refused by the receiver", [Items("DIMSE status and reason", refused)],
-                             collapsible=True, badge=f"{len(refused)} objects", badge_level="error"))
+                             collapsible=True, badge=quantity(len(refused), "object"), badge_level="error"))
     return Page(
         title="dicom-upload",
         heading="DICOM upload",

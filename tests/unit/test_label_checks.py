@@ -6,6 +6,7 @@ import datetime as dt
 
 from xnatnode.labelcheck.checks import run_checks
 from xnatnode.labelcheck.convention import NO_CONVENTION, Convention, load_convention
+from xnatnode.labelcheck.page import build_page
 from xnatnode.labelcheck.records import (
     ScanRec,
     SeriesHeader,
@@ -14,7 +15,9 @@ from xnatnode.labelcheck.records import (
     Snapshot,
     SubjectRec,
 )
+from xnatnode.labelcheck.report import build
 from xnatnode.labelcheck.rules import Finding, fails, totals, verdict
+from xnatnode.reports import render
 
 CONVENTION = """\
 subject: '^sub[0-9]{3}$'
@@ -203,3 +206,14 @@ def test_a_field_value_does_not_swallow_separators() -> None:
              "modality: {MR: xnat:mrSessionData}\n")
     [finding] = run_checks(snap(session("nifti01_baseline_mr", subject="nifti01")), c)
     assert finding.rule == "session-template"
+
+
+def test_the_findings_page_counts_in_words() -> None:
+    records = snap(session("sub001 baseline", date=None))
+    found = run_checks(records, NO_CONVENTION)  # one error, one warning
+    outcome = build(records, NO_CONVENTION, found, fail_on="never",
+                    generated=dt.datetime(2024, 1, 2, tzinfo=dt.UTC), source={})
+    html = render(build_page(outcome.document, outcome.findings))
+    assert "1 error, 1 warning" in html
+    assert "1 errors" not in html
+    assert "1 warnings" not in html

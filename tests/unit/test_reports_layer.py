@@ -29,6 +29,7 @@ from xnatnode.reports import (
     Total,
     Verdict,
     page_problems,
+    quantity,
     records,
     render,
     write_csv,
@@ -321,3 +322,10 @@ def test_every_level_has_its_colours() -> None:
         assert f".lvl-{level}{{--c:var(--{level});--bg:var(--{level}-bg)}}" in css
     for part in (".verdict", ".card", ".note", ".badge"):
         assert part in css
+
+
+def test_quantities_are_singular_only_for_one() -> None:
+    assert quantity(1, "error") == "1 error"
+    assert quantity(0, "error") == "0 errors"
+    assert quantity(1234, "file") == "1,234 files"
+    assert quantity(2, "series", "series") == "2 series"

@@ -22,6 +22,7 @@ from xnatnode.reports import (
     Table,
     Total,
     Verdict,
+    quantity,
     write_report,
 )
 
@@ -36,7 +37,7 @@ _VERDICTS: dict[str, tuple[Level, str]] = {
 def _verdict(doc: dict[str, Any]) -> Verdict:
     level, text = _VERDICTS[doc["verdict"]]
     totals = doc["totals"]
-    detail = f"{totals['error']} errors, {totals['warning']} warnings"
+    detail = f"{quantity(totals['error'], 'error')}, {quantity(totals['warning'], 'warning')}"
     if doc["fail_on"] != "never":
         detail += f"; fail-on {doc['fail_on']}"
     return Verdict(level, text, detail)
@@ -60,7 +61,7 @@ def build_page(doc: dict[str, Any], findings: list[Finding], run: RunRecord | No
             continue
         errors = sum(f.severity == "error" for f in found)
         n, word = (errors, "error") if errors else (len(found), "warning")
-        badge = f"{n} {word}{'' if n == 1 else 's'}"
+        badge = quantity(n, word)
         sections.append(Section(
             f"{code}: {RULES[code].title}",
             [Table(columns, found, csv="findings.csv", empty="None.")],

@@ -17,7 +17,7 @@ from typing import Any
 from xnatnode.labelcheck.convention import Convention
 from xnatnode.labelcheck.records import Snapshot
 from xnatnode.labelcheck.rules import RULES, FailOn, Finding, totals, verdict
-from xnatnode.reports import RunRecord, records
+from xnatnode.reports import RunRecord, quantity, records
 
 #: Layout version of findings.json; the major part changes on incompatible changes.
 SCHEMA_VERSION = "1.0"
@@ -61,7 +61,7 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
     empty = [s.label for s in sessions if s.is_image_session
              and not scan_counts[s.id]]
     if empty:
-        notes.append(f"{len(empty)} session(s) without scans ({', '.join(empty[:5])}"
+        notes.append(f"{quantity(len(empty), 'session')} without scans ({', '.join(empty[:5])}"
                      f"{' …' if len(empty) > 5 else ''}): labels were checked, DICOM checks had "
                      "nothing to read (a session created empty over REST also fires the archive event).")
     if any(v == "mount" for v in header_sources.values()):

@@ -153,7 +153,7 @@ from xnatnode.reports.page import (
     cell_text,
     render,
 )
-from xnatnode.reports.svg import COLORS, count, human_bytes
+from xnatnode.reports.svg import COLORS, count, human_bytes, quantity
 
 __all__ = [
     "COLORS",
@@ -185,6 +185,7 @@ __all__ = [
     "field_names",
     "human_bytes",
     "page_problems",
+    "quantity",
     "records",
     "render",
     "write_csv",

@@ -28,7 +28,7 @@ from xnatnode.reports.page import (
     Table,
     Total,
 )
-from xnatnode.reports.svg import COLORS, count, human_bytes
+from xnatnode.reports.svg import COLORS, count, human_bytes, quantity
 from xnatnode.summary import (
     DATA_TYPE_ORDER,
     Report,
@@ -80,7 +80,7 @@ def _sessions(report: Report) -> Section:
     by_type = [(t, float(n)) for t, n in sess["by_data_type"].items() if n]
     months = [(m, float(n)) for m, n in sess["by_month"].items()]
     visits = [(v, float(n)) for v, n in sess["by_visit"].items()]
-    per_subject = [(f"{n} session{'s' if n != '1' else ''}", float(c))
+    per_subject = [(quantity(int(n), "session"), float(c))
                    for n, c in report.summary["subjects"]["by_session_count"].items()]
     undated = f" ({sess['undated']:,} undated)" if sess["undated"] else ""
     edges = [

@@ -41,6 +41,12 @@ def count(n: float) -> str:
     return f"{int(n):,}"
 
 
+def quantity(n: float, noun: str, plural: str | None = None) -> str:
+    """``n`` and its noun, singular only for one: ``1 error``, ``0 errors``, ``1,234 files``;
+    ``plural`` for a noun that does not just add an s (``quantity(2, "series", "series")``)."""
+    return f"{count(n)} {noun if int(n) == 1 else plural or noun + 's'}"
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
