@@ -168,13 +168,11 @@ class Receiver:
         try:
             meta = event.file_meta
             meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
-            with target.open("wb") as out:
-                out.write(b"\0" * 128 + b"DICM")
-                out.write(encode_file_meta(meta))
-                out.write(event.encoded_dataset(include_meta=False))
-            headers = read_routing(target)
+            data = b"".join((b"\0" * 128, b"DICM", encode_file_meta(meta), event.encoded_dataset(include_meta=False)))
+            headers = read_routing(data)  # parsed here once: the prearchive keeps them with the file
             if headers is None or not headers.get("SOPInstanceUID") or not headers.get("StudyInstanceUID"):
                 raise IntakeError(400, "The object cannot be parsed or has no SOP/Study instance UID.")
+            target.write_bytes(data)
             labels = intake.identify(headers, store, None, self.service.rules(self.settings))
             self.service.receiving.add(DicomFile(target, headers), labels, user=RECEIVED_FILE_USER,
                                        direct=bool(self.settings.get("directArchive")),

@@ -3,7 +3,10 @@
 Layout under the data folder: ``prearchive/<P>/<TIMESTAMP>/<session>/SCANS/<scan>/DICOM/<file>``
 plus ``prearchive/<P>/<TIMESTAMP>/<session>.json`` holding the row XNAT lists, the receiving user,
 the last log message and, for direct-archive receivers, ``"direct": true`` (XNAT keeps those out
-of the prearchive listing; so does this).
+of the prearchive listing; so does this), and ``<session>.headers.jsonl``: the routing headers of
+each file as it was placed (one JSON line per file, with its size and mtime), so that building
+and archiving do not parse every file again; a file the index does not describe (an entry from an
+older run, a file changed or placed by other means) is read from disk.
 
 Two ways in, as on XNAT (``../shared/reference/dicom-upload.md`` §3):
 
@@ -24,7 +27,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from xnatsim.dicomhdr import read_routing
 from xnatsim.intake import UNASSIGNED, DicomFile, IntakeError, Labels, Study
 from xnatsim.store import Experiment, Store
 
+INDEX_SUFFIX = ".headers.jsonl"
 COLUMNS = ("project", "timestamp", "lastmod", "uploaded", "scan_date", "scan_time", "subject", "folderName",
            "name", "tag", "status", "url", "autoarchive", "prevent_anon", "prevent_auto_commit", "SOURCE",
            "VISIT", "PROTOCOL", "TIMEZONE")
@@ -68,6 +72,11 @@ class Entry:
     def folder(self) -> Path:
         return self.meta.parent / self.meta.name[: -len(".json")]
 
+    @property
+    def index(self) -> Path:
+        """The headers of the files placed so far (see the module doc)."""
+        return self.meta.with_name(self.meta.name[: -len(".json")] + INDEX_SUFFIX)
+
     def save(self) -> None:
         data = {"row": self.row, "user": self.user, "direct": self.direct, "log": self.log,
                 "overwrite": self.overwrite}
@@ -85,8 +94,35 @@ class Entry:
             return None
 
     def files(self) -> list[DicomFile]:
-        return [DicomFile(p, headers) for p in sorted(self.folder.rglob("*.dcm"))
-                if (headers := read_routing(p)) is not None]
+        """The entry's DICOM files with their headers (from the index when it describes the file)."""
+        known = self._indexed()
+        out: list[DicomFile] = []
+        for path in sorted(self.folder.rglob("*.dcm")):
+            found = known.get(path.relative_to(self.folder).as_posix())
+            if found is not None:
+                st = path.stat()
+                if (st.st_size, st.st_mtime_ns) == found[0]:
+                    out.append(DicomFile(path, found[1]))
+                    continue
+            headers = read_routing(path)
+            if headers is not None:
+                out.append(DicomFile(path, headers))
+        return out
+
+    def _indexed(self) -> dict[str, tuple[tuple[int, int], dict[str, str]]]:
+        """``relative path -> ((size, mtime_ns), headers)`` from the index (the last line wins)."""
+        known: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+        try:
+            lines = self.index.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return known
+        for line in lines:
+            try:
+                item = json.loads(line)
+                known[str(item["file"])] = ((int(item["size"]), int(item["mtime_ns"])), dict(item["headers"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash: that file is read from disk
+        return known
 
 
 def entries(store: Store) -> list[Entry]:
@@ -111,6 +147,7 @@ def find(store: Store, project: str, timestamp: str, name: str) -> Entry | None:
 
 def remove(entry: Entry) -> None:
     shutil.rmtree(entry.folder, ignore_errors=True)
+    entry.index.unlink(missing_ok=True)
     entry.meta.unlink(missing_ok=True)
     for folder in (entry.meta.parent, entry.meta.parent.parent):
         try:
@@ -142,10 +179,19 @@ def _project_of(store: Store, project: str) -> str:
     return project if project and store.get_project(project) is not None else UNASSIGNED
 
 
-def _place(entry: Entry, item: DicomFile) -> None:
-    target = entry.folder / "SCANS" / intake.scan_id(item.headers) / "DICOM"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(item.path), target / intake.file_name(item.headers))
+def _place(entry: Entry, items: Iterable[DicomFile]) -> None:
+    """Move ``items`` into the entry's scan folders and add their headers to its index."""
+    lines: list[str] = []
+    for item in items:
+        rel = f"SCANS/{intake.scan_id(item.headers)}/DICOM/{intake.file_name(item.headers)}"
+        target = entry.folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(item.path), target)
+        st = target.stat()
+        lines.append(json.dumps({"file": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                 "headers": item.headers}) + "\n")
+    with entry.index.open("a", encoding="utf-8") as out:
+        out.writelines(lines)
 
 
 def receive(store: Store, study: Study, *, user: str, merge: bool = False) -> str:
@@ -161,8 +207,7 @@ def receive(store: Store, study: Study, *, user: str, merge: bool = False) -> st
                 and e.row["name"] == study.session and e.row["tag"] == study.uid]
         entry = same[-1] if same else _new_entry(store, project, study.uid, study.session, study.subject,
                                                   study.first, "READY", user)
-        for item in study.files:
-            _place(entry, item)
+        _place(entry, study.files)
         entry.row["lastmod"] = _when(time.time())
         entry.save()
     return "/data" + entry.row["url"]
@@ -203,7 +248,7 @@ class Receiving:
                     entry.overwrite = "append" if labels.auto_archive else "never"
                 entry.save()
                 self.open[key] = entry
-            _place(entry, item)
+            _place(entry, (item,))
             self.last[entry.meta] = time.monotonic()
         return entry
 
