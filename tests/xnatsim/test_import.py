@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import zipfile
@@ -66,6 +67,19 @@ def events(server: Server) -> Iterator[list[tuple[str, str, dict[str, Any], int]
     server.store.remove_listener(listener)
 
 
+def assert_digests_describe_the_files(server: Server, exp: Any) -> None:
+    """Every archived file's catalog size and MD5 (hashed on the way in, not re-read) are the file's own."""
+    store = server.store
+    checked = 0
+    for scan in store.list_scans(exp.id):
+        for resource in store.list_resources(Parent("scan", exp.project, exp.subject_id, exp.id, scan.pk)):
+            for entry in store.list_files(resource.id):
+                data = (store.resource_dir(resource) / entry.path).read_bytes()
+                assert (entry.size, entry.md5) == (len(data), hashlib.md5(data).hexdigest())
+                checked += 1
+    assert checked
+
+
 def post(http: requests.Session, server: Server, body: bytes, **params: str) -> requests.Response:
     return http.post(server.url + "/data/services/import", params=params, data=body,
                      headers={"Content-Type": "application/zip"}, timeout=60)
@@ -93,6 +107,7 @@ def test_archive_routed_from_headers(server: Server, http: requests.Session,
     assert (resource.label, resource.format, resource.file_count) == ("DICOM", "DICOM", 3)
     names = [f.name for f in store.list_files(resource.id)]
     assert all(n.startswith(synth.uid(PROJECT, "SUBJ1_MR1") + "-3-") and n.endswith(".dcm") for n in names)
+    assert_digests_describe_the_files(server, exp)
     created = [e for e in events if e[0] == "created" and e[2].get("kind") == "experiment"]
     assert len(created) == 1
     assert created[0][1] == "xnat:mrSessionData"
@@ -249,6 +264,7 @@ def test_prearchive_then_archive(server: Server, http: requests.Session) -> None
     exp = server.store.get_experiment("PRE_MR1", PROJECT)
     assert exp is not None
     assert len(server.store.list_scans(exp.id)) == 2
+    assert_digests_describe_the_files(server, exp)
     assert http.get(server.url + uri, params={"format": "json"}, timeout=30).status_code == 404
 
 

@@ -159,6 +159,7 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
     lowered = name.lower()
     total = 0
     out: list[tuple[str, Path, int, str]] = []
+    made: set[Path] = set()
     try:
         if lowered.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
@@ -178,7 +179,7 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
                     total += info.file_size
                     if total > max_bytes:
                         raise HTTPError(413, "The archive unpacks to more than the size limit.")
-                    dest = _destination(target, rel)
+                    dest = _destination(target, rel, made)
                     with zf.open(info) as src, dest.open("wb") as dst:
                         written, md5 = _copy_bounded(src, dst, max_bytes - total + info.file_size)
                     total += written - info.file_size
@@ -204,7 +205,7 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
                     member_file = tf.extractfile(member)
                     if member_file is None:
                         continue
-                    dest = _destination(target, rel)
+                    dest = _destination(target, rel, made)
                     with member_file, dest.open("wb") as dst:
                         written, md5 = _copy_bounded(member_file, dst, member.size)
                     out.append((rel, dest, written, md5))
@@ -222,14 +223,19 @@ def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) ->
     return out
 
 
-def _destination(target: Path, rel: str) -> Path:
-    """The staging file for member ``rel``; 400 when it clashes with another member (file vs folder)."""
+def _destination(target: Path, rel: str, made: set[Path]) -> Path:
+    """The staging file for member ``rel``; 400 when it clashes with another member (file vs folder).
+
+    ``made`` holds the folders this extraction has made, so members of one folder cost one ``mkdir``.
+    """
     dest = target / rel
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise HTTPError(400, f"Archive entry {rel!r} lies inside another entry that is a file; "
-                             "nothing was stored.") from exc
+    if dest.parent not in made:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise HTTPError(400, f"Archive entry {rel!r} lies inside another entry that is a file; "
+                                 "nothing was stored.") from exc
+        made.add(dest.parent)
     if dest.is_dir():
         raise HTTPError(400, f"Archive entry {rel!r} is also a folder of other entries; nothing was stored.")
     return dest

@@ -72,10 +72,12 @@ def spool_body(request: Request, folder: Path) -> Path:
     return target
 
 
-def unpack(upload: Path, folder: Path, *, max_bytes: int) -> list[tuple[str, Path]]:
-    """``(member name, path)`` of every file of a zip / tar(.gz) upload (sniffed), else the upload itself.
+def unpack(upload: Path, folder: Path, *, max_bytes: int) -> list[tuple[Path, str]]:
+    """``(path, md5)`` of every file of a zip / tar(.gz) upload (sniffed), else of the upload itself.
 
-    Extraction is :func:`xnatsim.archives.extract` (refuses unsafe members, bounded size).
+    Extraction is :func:`xnatsim.archives.extract_hashed` (refuses unsafe members, bounded size);
+    it hashes each member as it writes it, so archiving does not read the file again ("" = the
+    upload itself, hashed when archived).
     """
     kind = ""
     if zipfile.is_zipfile(upload):
@@ -85,21 +87,21 @@ def unpack(upload: Path, folder: Path, *, max_bytes: int) -> list[tuple[str, Pat
             if tarfile.is_tarfile(upload):
                 kind = "upload.tar.gz"
     if not kind:
-        return [("upload.dcm", upload)]
+        return [(upload, "")]
     target = folder / "members"
     target.mkdir()
-    return archives.extract(upload, kind, target, max_bytes=max_bytes)
+    return [(path, md5) for _, path, _, md5 in archives.extract_hashed(upload, kind, target, max_bytes=max_bytes)]
 
 
 def parse_upload(upload: Path, folder: Path, *, max_bytes: int) -> list[Study]:
     """Studies found in the upload (non-DICOM members skipped); none → 400."""
     files: list[DicomFile] = []
-    for _, path in unpack(upload, folder, max_bytes=max_bytes):
+    for path, md5 in unpack(upload, folder, max_bytes=max_bytes):
         headers = read_routing(path)
         if headers is None:
             path.unlink(missing_ok=True)
             continue
-        files.append(DicomFile(path, headers))
+        files.append(DicomFile(path, headers, md5))
     if not files:
         raise HTTPError(400, "Upload did not include parsable files for session generation.")
     return intake.group(files)

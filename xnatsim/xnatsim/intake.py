@@ -71,10 +71,15 @@ def parse_overwrite(value: str | None) -> str:
 
 @dataclass
 class DicomFile:
-    """One parsed DICOM file on disk with its routing headers (see ``dicomhdr.ROUTING_KEYWORDS``)."""
+    """One parsed DICOM file on disk with its routing headers (see ``dicomhdr.ROUTING_KEYWORDS``).
+
+    ``md5`` is the file's digest when it was computed on the way in (an upload's extraction
+    hashes each member), so archiving need not read the file again; "" = not known yet.
+    """
 
     path: Path
     headers: dict[str, str]
+    md5: str = ""
 
 
 @dataclass
@@ -345,7 +350,7 @@ def _archive_scan(store: Store, exp: Experiment, number: str, items: list[DicomF
     for item in items:
         name = file_name(item.headers)
         if name not in present:
-            staged[name] = StagedFile(name, item.path, item.path.stat().st_size, md5_file(item.path),
+            staged[name] = StagedFile(name, item.path, item.path.stat().st_size, item.md5 or md5_file(item.path),
                                       format="DICOM", content="RAW")
     if staged:
         store.add_files(resource, staged.values(), overwrite=True)

@@ -4,9 +4,10 @@ Layout under the data folder: ``prearchive/<P>/<TIMESTAMP>/<session>/SCANS/<scan
 plus ``prearchive/<P>/<TIMESTAMP>/<session>.json`` holding the row XNAT lists, the receiving user,
 the last log message and, for direct-archive receivers, ``"direct": true`` (XNAT keeps those out
 of the prearchive listing; so does this), and ``<session>.headers.jsonl``: the routing headers of
-each file as it was placed (one JSON line per file, with its size and mtime), so that building
-and archiving do not parse every file again; a file the index does not describe (an entry from an
-older run, a file changed or placed by other means) is read from disk.
+each file as it was placed (one JSON line per file, with its size, mtime and, when an upload's
+extraction computed it, MD5), so that building and archiving do not parse or hash every file
+again; a file the index does not describe (an entry from an older run, a file changed or placed
+by other means) is read from disk.
 
 Two ways in, as on XNAT (``../shared/reference/dicom-upload.md`` §3):
 
@@ -102,16 +103,16 @@ class Entry:
             if found is not None:
                 st = path.stat()
                 if (st.st_size, st.st_mtime_ns) == found[0]:
-                    out.append(DicomFile(path, found[1]))
+                    out.append(DicomFile(path, found[1], found[2]))
                     continue
             headers = read_routing(path)
             if headers is not None:
                 out.append(DicomFile(path, headers))
         return out
 
-    def _indexed(self) -> dict[str, tuple[tuple[int, int], dict[str, str]]]:
-        """``relative path -> ((size, mtime_ns), headers)`` from the index (the last line wins)."""
-        known: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+    def _indexed(self) -> dict[str, tuple[tuple[int, int], dict[str, str], str]]:
+        """``relative path -> ((size, mtime_ns), headers, md5)`` from the index (the last line wins)."""
+        known: dict[str, tuple[tuple[int, int], dict[str, str], str]] = {}
         try:
             lines = self.index.read_text(encoding="utf-8").splitlines()
         except OSError:
@@ -119,7 +120,8 @@ class Entry:
         for line in lines:
             try:
                 item = json.loads(line)
-                known[str(item["file"])] = ((int(item["size"]), int(item["mtime_ns"])), dict(item["headers"]))
+                known[str(item["file"])] = ((int(item["size"]), int(item["mtime_ns"])), dict(item["headers"]),
+                                            str(item.get("md5", "")))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash: that file is read from disk
         return known
@@ -189,7 +191,7 @@ def _place(entry: Entry, items: Iterable[DicomFile]) -> None:
         shutil.move(str(item.path), target)
         st = target.stat()
         lines.append(json.dumps({"file": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                 "headers": item.headers}) + "\n")
+                                 "headers": item.headers, "md5": item.md5}) + "\n")
     with entry.index.open("a", encoding="utf-8") as out:
         out.writelines(lines)
 
