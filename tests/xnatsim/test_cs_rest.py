@@ -97,6 +97,18 @@ def wrapper_id(server: Server, http: requests.Session) -> int:
     return int(command["xnat"][0]["id"])
 
 
+@pytest.fixture
+def site_enabled(server: Server, http: requests.Session, wrapper_id: int) -> Iterator[None]:
+    """The wrapper enabled on the site (which a project's enabling and a subscription need) for one
+    test, as it was before afterwards: a test that subscribes does not lean on an earlier one."""
+    url = f"{server.url}/xapi/wrappers/{wrapper_id}"
+    before = http.get(f"{url}/enabled").json()
+    assert http.put(f"{url}/enabled").status_code == 200
+    yield
+    if before is False:
+        assert http.put(f"{url}/disabled").status_code == 200
+
+
 @pytest.fixture(scope="module")
 def sessions(server: Server) -> list[str]:
     return add_sessions(server.store, "CSR", 3)
@@ -269,6 +281,7 @@ def _created(http: requests.Session, url: str, response: requests.Response) -> d
     doc: dict[str, Any] = http.get(f"{url}/xapi/events/subscription/{sub_id}").json()
     return doc
 
+@pytest.mark.usefixtures("site_enabled")
 def test_event_service(server: Server, http: requests.Session, wrapper_id: int) -> None:
     url = server.url
     body = {"name": "qc on MR", "active": True, "action-key": f"{ACTION}{wrapper_id}", "attributes": {"mode": "auto"},
@@ -308,6 +321,7 @@ def test_event_service(server: Server, http: requests.Session, wrapper_id: int) 
     assert http.delete(f"{url}/xapi/events/subscription/{sub['id']}").status_code == 204
 
 
+@pytest.mark.usefixtures("site_enabled")
 def test_sessions_from_put_and_import_fire_subscriptions(server: Server, http: requests.Session,
                                                          wrapper_id: int) -> None:
     import io
@@ -419,6 +433,7 @@ def test_project_configuration_and_processing_url(server: Server, http: requests
     assert "from-config" not in site["command-line"]
 
 
+@pytest.mark.usefixtures("site_enabled")
 def test_act_as_event_user(server: Server, http: requests.Session, wrapper_id: int) -> None:
     url = server.url
     http.put(f"{url}/xapi/events/prefs", json={"enabled": True})
