@@ -224,8 +224,57 @@ def _target(store: Any, wrapper: dict[str, Any]) -> tuple[str, str] | None:
     return (external["name"], value) if value else None
 
 
-def _outcome(server: Any, http: requests.Session, wid: int, root: str, value: str) -> dict[str, Any]:
-    r = http.post(f"{server.url}/xapi/projects/DEMO/wrappers/{wid}/root/{root}/launch", json={root: value})
+BACKENDS = ("docker", "swarm")
+DICOM_WRAPPER = "dicom-upload-project"
+
+
+def _batches(server: Any, http: requests.Session, folder: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """Real input for the commands that import a batch into the demo project, as a site gives it:
+    the demo's BIDS batch in ``NIFTI_UPLOAD``; in ``DICOM_UPLOAD`` one DICOM study per backend
+    (its zip and its CSV, the session labelled ``DU_<backend>``, so the second run is no no-op),
+    sent by C-STORE to the simulator's receiver. The launch parameters by wrapper and backend."""
+    from xnatsim.cs import demo_nifti
+    from xnatsim.seed import DEMO_PROJECT
+
+    from tests.sim import dicom_data as dd
+
+    demo_nifti.upload(server.url, server.user, server.password, DEMO_PROJECT)
+    port = http.get(f"{server.url}/xapi/dicomscp").json()[0]["port"]
+    files, dicom = [], {}
+    for n, backend in enumerate(BACKENDS):
+        dd.session(folder / backend, f"STUDY_{backend}", f"DU{n}", {"1": 2, "2": 1})
+        files.append(dd.zip_folder(folder / backend, folder / f"{backend}.zip"))
+        files.append(dd.write_csv(folder / f"{backend}.csv", [(f"{backend}.zip", "", f"DU{n}", f"DU_{backend}")]))
+        dicom[backend] = {"csv": f"{backend}.csv", "via": "cstore", "dicom-port": str(port), "verify-timeout": "120"}
+    dd.upload_batch(http, server.url, DEMO_PROJECT, files)
+    return {DICOM_WRAPPER: dicom}
+
+
+def _nifti_in_session(http: requests.Session, url: str, session: str, folder: Path) -> None:
+    """One NIfTI image in the session's ``NIFTI_UPLOAD`` resource, for nifti-import's session wrapper."""
+    from tests.nifti_batches import write_image
+
+    image = write_image(folder / "T2w.nii.gz", seed=9)
+    r = http.put(f"{url}/data{session.removeprefix('/archive')}/resources/NIFTI_UPLOAD/files/{image.name}",
+                 data=image.read_bytes(), params={"inbody": "true"}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+
+
+def _assert_dicom_arrived(server: Any, http: requests.Session, backend: str) -> None:
+    """The run on ``backend`` verified its own session in the archive (and the Swarm run did not
+    find the session of the Docker run's CSV there before it)."""
+    from xnatsim.seed import DEMO_PROJECT
+
+    report = http.get(f"{server.url}/data/projects/{DEMO_PROJECT}/resources/DICOM_UPLOAD_REPORT/files/"
+                      "upload-report.json").json()
+    assert [(row["session"], row["outcome"]) for row in report["rows"]] == [(f"DU_{backend}", "verified")], report
+    arrived = {b for b in BACKENDS if server.store.get_experiment(f"DU_{b}", DEMO_PROJECT) is not None}
+    assert arrived == set(BACKENDS[:BACKENDS.index(backend) + 1]), (backend, arrived)
+
+
+def _outcome(server: Any, http: requests.Session, wid: int, root: str, value: str,
+             params: dict[str, str]) -> dict[str, Any]:
+    r = http.post(f"{server.url}/xapi/projects/DEMO/wrappers/{wid}/root/{root}/launch", json={root: value, **params})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "success", r.text
     record = server.app.state["cs"].wait(int(r.json()["container-id"]), 300)
@@ -244,16 +293,20 @@ def _outcome(server: Any, http: requests.Session, wid: int, root: str, value: st
 
 def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_images: dict[str, str],
                                                               tmp_path: Path) -> None:
+    """Each wrapper launched on the demo project on Docker, then on Swarm. The commands that import
+    a batch get real input (see :func:`_batches`): they must complete on both backends, and
+    dicom-upload's session must reach the archive on each."""
     from xnatsim.testing import running_server
 
     from xnatsim import seed as seeder
 
     commands = _commands()
     assert commands, "no command-json/*.json"
-    with running_server(tmp_path / "data") as server:
+    with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
         seeder.apply(server.store, "demo")
         http = requests.Session()
         http.auth = (server.user, server.password)
+        params = _batches(server, http, tmp_path / "batch")
         compared = []
         for command in commands:
             image = command["image"]
@@ -264,14 +317,19 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
                 target = _target(server.store, wrapper)
                 if target is None:
                     continue
+                if wrapper["name"] == "nifti-import-session":
+                    _nifti_in_session(http, server.url, target[1], tmp_path / "nifti")
                 wid = wrapper["id"]
                 http.put(f"{server.url}/xapi/wrappers/{wid}/enabled")
                 http.put(f"{server.url}/xapi/projects/DEMO/wrappers/{wid}/enabled")
                 outcomes = {}
-                for backend in ("docker", "swarm"):
+                for backend in BACKENDS:
                     r = http.post(f"{server.url}/xapi/docker/server", json={"swarm-mode": backend == "swarm"})
                     assert r.json()["backend"] == backend
-                    outcomes[backend] = _outcome(server, http, wid, *target)
+                    outcomes[backend] = _outcome(server, http, wid, *target,
+                                                 params.get(wrapper["name"], {}).get(backend, {}))
+                    if wrapper["name"] == DICOM_WRAPPER:
+                        _assert_dicom_arrived(server, http, backend)
                 assert outcomes["swarm"] == outcomes["docker"], (wrapper["name"], outcomes)
                 ran = outcomes["swarm"]["token"] != "none issued"  # a container started
                 assert not ran or outcomes["swarm"]["logged"], (wrapper["name"], outcomes)
@@ -279,4 +337,5 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
                 compared.append((wrapper["name"], outcomes["swarm"]["status"]))
         assert compared, "no wrapper of any xnatnode command could be launched on the demo project"
         print("outcomes on Docker and Swarm:", compared)
-        assert ("project-summary", "Complete") in compared, compared
+        for name in ("project-summary", DICOM_WRAPPER, "nifti-import-project", "nifti-import-session"):
+            assert (name, "Complete") in compared, compared

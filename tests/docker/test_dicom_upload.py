@@ -14,26 +14,15 @@ import pytest
 import requests
 
 from tests.docker.conftest import wait_for_container
+from tests.sim import dicom_data as dd
 
 pytestmark = pytest.mark.docker
-
-SIM_TESTS = Path(__file__).resolve().parents[1] / "sim"
-
-
-def _data() -> Any:
-    import sys
-
-    sys.path.insert(0, str(SIM_TESTS))
-    import dicom_data
-
-    return dicom_data
 
 
 def test_docker_run_next_to_the_deep_storage(built_images: dict[str, str], tmp_path: Path,
                                              docker_run: Callable[..., Any]) -> None:
     from xnatsim.testing import Api, running_server
 
-    dd = _data()
     deep = tmp_path / "deepstore"
     dd.session(deep / "p1", "STUDY_DR1", "P1", {"1": 3, "2": 2})
     dd.session(deep / "p2", "STUDY_DR2", "P2", {"4": 2}, modality="CT", syntax=dd.IMPLICIT)
@@ -67,7 +56,6 @@ def test_docker_run_next_to_the_deep_storage(built_images: dict[str, str], tmp_p
 def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp_path: Path) -> None:
     from xnatsim.testing import running_server
 
-    dd = _data()
     tag = built_images["dicom-upload"]
     batch = tmp_path / "batch"
     dd.session(batch / "a", "STUDY_CS1", "A", {"1": 2, "2": 1})
@@ -85,11 +73,7 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         # the empty project cell takes the launch's project (--project from the wrapper's context)
         csv = dd.write_csv(tmp_path / "map.csv", [("a.zip", project, "A", "A_MR1"), ("b.zip", project, "B", "B_MR1"),
                                                   ("c.zip", "", "C", "C_MR1")])
-        assert http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD", timeout=30).status_code == 200
-        for path in (csv, tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"):
-            r = http.put(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD/files/{path.name}",
-                         data=path.read_bytes(), params={"inbody": "true"}, timeout=60)
-            assert r.status_code in (200, 201), r.text
+        dd.upload_batch(http, url, project, (csv, tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"))
         r = http.post(f"{url}/xapi/docker/images/save", params={"image": tag}, timeout=60)
         assert r.status_code == 200, r.text
         commands = http.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()

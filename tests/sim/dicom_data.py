@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,3 +80,15 @@ def write_csv(path: Path, rows: list[tuple[str, str, str, str]], *, sep: str = "
     text = eol.join(lines) + eol
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
     return path
+
+
+def upload_batch(http: Any, url: str, project: str, files: Iterable[Path]) -> None:
+    """PUT a batch (the CSV and the zips it names) into the project's ``DICOM_UPLOAD`` resource,
+    which dicom-upload's project wrapper mounts at /input; ``http`` is an authenticated
+    ``requests.Session``."""
+    resource = f"{url}/data/projects/{project}/resources/DICOM_UPLOAD"
+    r = http.put(resource, timeout=30)
+    assert r.status_code == 200, r.text
+    for path in files:
+        r = http.put(f"{resource}/files/{path.name}", data=path.read_bytes(), params={"inbody": "true"}, timeout=60)
+        assert r.status_code in (200, 201), r.text
