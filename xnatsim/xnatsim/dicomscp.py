@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -119,6 +120,57 @@ def _echo(event: Any) -> int:
     return 0x0000
 
 
+_PLAIN_UID = re.compile(r"[0-9.]{1,64}")
+
+
+class FileMetaEncoder:
+    """The encoded File Meta Information of a received object, byte for byte what pynetdicom's
+    ``encode_file_meta(event.file_meta)`` gives with the calling AE as SourceApplicationEntityTitle.
+
+    Encoding it with pydicom costs about as much as parsing the object's headers (~1 ms), and
+    only the SOP Instance UID changes between the objects of one sender, SOP class and transfer
+    syntax. So pydicom encodes one template per (SOP class, transfer syntax, AE, length of the
+    instance UID) with a placeholder UID of that length, and each object's UID is copied over the
+    placeholder (same length: same padding and group length). UIDs other than 1-64 digits and dots
+    (which pydicom might strip or pad differently) are encoded by pydicom every time.
+    """
+
+    #: templates kept at most (a receiver sees few SOP class / syntax / AE combinations)
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[str, str, str, int], tuple[bytes, int]] = {}
+
+    @staticmethod
+    def encode_with_pydicom(sop_class: str, instance: str, syntax: str, calling_ae: str) -> bytes:
+        from pydicom.uid import UID
+        from pynetdicom.dsutils import create_file_meta, encode_file_meta
+
+        meta = create_file_meta(sop_class_uid=UID(sop_class), sop_instance_uid=UID(instance),
+                                transfer_syntax=UID(syntax))
+        meta.SourceApplicationEntityTitle = calling_ae
+        return encode_file_meta(meta)
+
+    def encode(self, sop_class: str, instance: str, syntax: str, calling_ae: str) -> bytes:
+        if not _PLAIN_UID.fullmatch(instance):
+            return self.encode_with_pydicom(sop_class, instance, syntax, calling_ae)
+        key = (sop_class, syntax, calling_ae, len(instance))
+        found = self._templates.get(key)
+        if found is None:
+            placeholder = "9" * len(instance)
+            template = self.encode_with_pydicom(sop_class, placeholder, syntax, calling_ae)
+            padded = placeholder.encode() + b"\0" * (len(placeholder) % 2)
+            element = b"\x02\x00\x03\x00UI" + len(padded).to_bytes(2, "little") + padded
+            offset = template.find(element)
+            if offset < 0 or template.find(element, offset + 1) >= 0:
+                return self.encode_with_pydicom(sop_class, instance, syntax, calling_ae)
+            if len(self._templates) >= self.LIMIT:
+                self._templates.clear()
+            found = self._templates[key] = (template, offset + 8)
+        template, at = found
+        return template[:at] + instance.encode() + template[at + len(instance):]
+
+
 class Receiver:
     """One running pynetdicom SCP for a receiver definition."""
 
@@ -144,13 +196,12 @@ class Receiver:
         self.port = int(server.server_address[1])
         self._counts: dict[int, int] = {}
         self._count_lock = threading.Lock()
+        self._meta = FileMetaEncoder()
 
     def stop(self) -> None:
         self.server.shutdown()
 
     def _store(self, event: Any) -> int:
-        from pynetdicom.dsutils import encode_file_meta
-
         faults = self.service.faults
         with self._count_lock:
             key = id(event.assoc)
@@ -166,9 +217,10 @@ class Receiver:
         store = self.service.store
         target = Path(store.tmp_dir) / f"cstore-{uuid.uuid4().hex}.dcm"
         try:
-            meta = event.file_meta
-            meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
-            data = b"".join((b"\0" * 128, b"DICM", encode_file_meta(meta), event.encoded_dataset(include_meta=False)))
+            request = event.request
+            meta = self._meta.encode(str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or ""),
+                                     str(event.context.transfer_syntax), event.assoc.requestor.ae_title)
+            data = b"".join((b"\0" * 128, b"DICM", meta, event.encoded_dataset(include_meta=False)))
             headers = read_routing(data)  # parsed here once: the prearchive keeps them with the file
             if headers is None or not headers.get("SOPInstanceUID") or not headers.get("StudyInstanceUID"):
                 raise IntakeError(400, "The object cannot be parsed or has no SOP/Study instance UID.")
