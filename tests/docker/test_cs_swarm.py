@@ -226,19 +226,23 @@ def _target(store: Any, wrapper: dict[str, Any]) -> tuple[str, str] | None:
 
 BACKENDS = ("docker", "swarm")
 DICOM_WRAPPER = "dicom-upload-project"
+NIFTI_WRAPPER = "nifti-import-project"
 
 
 def _batches(server: Any, http: requests.Session, folder: Path) -> dict[str, dict[str, dict[str, str]]]:
-    """Real input for the commands that import a batch into the demo project, as a site gives it:
-    the demo's BIDS batch in ``NIFTI_UPLOAD``; in ``DICOM_UPLOAD`` one DICOM study per backend
-    (its zip and its CSV, the session labelled ``DU_<backend>``, so the second run is no no-op),
-    sent by C-STORE to the simulator's receiver. The launch parameters by wrapper and backend."""
+    """Real input for the commands that import a batch into the demo project, as a site gives it,
+    such that the second backend's run is no no-op: the demo's BIDS batch in ``NIFTI_UPLOAD``,
+    imported per backend under subject labels ending ``_<backend>`` and session labels ending
+    ``_nifti_<backend>``; in ``DICOM_UPLOAD`` one DICOM study per backend (its zip and its CSV, the
+    session labelled ``DU_<backend>``), sent by C-STORE to the simulator's receiver. The launch
+    parameters by wrapper and backend."""
     from xnatsim.cs import demo_nifti
     from xnatsim.seed import DEMO_PROJECT
 
     from tests.sim import dicom_data as dd
 
     demo_nifti.upload(server.url, server.user, server.password, DEMO_PROJECT)
+    nifti = {b: {"subject-template": f"{{sub}}_{b}", "session-template": f"{{sub}}_{{ses}}_nifti_{b}"} for b in BACKENDS}
     port = http.get(f"{server.url}/xapi/dicomscp").json()[0]["port"]
     files, dicom = [], {}
     for n, backend in enumerate(BACKENDS):
@@ -247,7 +251,7 @@ def _batches(server: Any, http: requests.Session, folder: Path) -> dict[str, dic
         files.append(dd.write_csv(folder / f"{backend}.csv", [(f"{backend}.zip", "", f"DU{n}", f"DU_{backend}")]))
         dicom[backend] = {"csv": f"{backend}.csv", "via": "cstore", "dicom-port": str(port), "verify-timeout": "120"}
     dd.upload_batch(http, server.url, DEMO_PROJECT, files)
-    return {DICOM_WRAPPER: dicom}
+    return {DICOM_WRAPPER: dicom, NIFTI_WRAPPER: nifti}
 
 
 def _nifti_in_session(http: requests.Session, url: str, session: str, folder: Path) -> None:
@@ -260,16 +264,26 @@ def _nifti_in_session(http: requests.Session, url: str, session: str, folder: Pa
     assert r.status_code in (200, 201), r.text
 
 
-def _assert_dicom_arrived(server: Any, http: requests.Session, backend: str) -> None:
-    """The run on ``backend`` verified its own session in the archive (and the Swarm run did not
-    find the session of the Docker run's CSV there before it)."""
+def _assert_imported(server: Any, http: requests.Session, wrapper: str, backend: str) -> None:
+    """The run on ``backend`` of a batch-importing wrapper put its own sessions into the archive,
+    as its report says (and the Swarm run did not find them there before it)."""
     from xnatsim.seed import DEMO_PROJECT
 
-    report = http.get(f"{server.url}/data/projects/{DEMO_PROJECT}/resources/DICOM_UPLOAD_REPORT/files/"
-                      "upload-report.json").json()
-    assert [(row["session"], row["outcome"]) for row in report["rows"]] == [(f"DU_{backend}", "verified")], report
-    arrived = {b for b in BACKENDS if server.store.get_experiment(f"DU_{b}", DEMO_PROJECT) is not None}
-    assert arrived == set(BACKENDS[:BACKENDS.index(backend) + 1]), (backend, arrived)
+    labels = {e.label for e in server.store.list_experiments(project=DEMO_PROJECT)}
+    resource = f"{server.url}/data/projects/{DEMO_PROJECT}/resources"
+    if wrapper == DICOM_WRAPPER:
+        report = http.get(f"{resource}/DICOM_UPLOAD_REPORT/files/upload-report.json").json()
+        assert [(row["session"], row["outcome"]) for row in report["rows"]] == [(f"DU_{backend}", "verified")], report
+        arrived = {b for b in BACKENDS if f"DU_{b}" in labels}
+    elif wrapper == NIFTI_WRAPPER:
+        report = http.get(f"{resource}/IMPORT_REPORT/files/import-report.json").json()
+        counts = {k: report["totals"][k] for k in ("skipped", "rejected", "conflict")}
+        assert counts == dict.fromkeys(counts, 0), report["totals"]
+        assert report["totals"]["imported"] > 0, report["totals"]
+        arrived = {b for b in BACKENDS if sum(label.endswith(f"_nifti_{b}") for label in labels) == 2}
+    else:
+        return
+    assert arrived == set(BACKENDS[:BACKENDS.index(backend) + 1]), (wrapper, backend, sorted(labels))
 
 
 def _outcome(server: Any, http: requests.Session, wid: int, root: str, value: str,
@@ -294,8 +308,8 @@ def _outcome(server: Any, http: requests.Session, wid: int, root: str, value: st
 def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_images: dict[str, str],
                                                               tmp_path: Path) -> None:
     """Each wrapper launched on the demo project on Docker, then on Swarm. The commands that import
-    a batch get real input (see :func:`_batches`): they must complete on both backends, and
-    dicom-upload's session must reach the archive on each."""
+    a batch get real input (see :func:`_batches`): they must complete on both backends, each run
+    putting its own sessions into the archive."""
     from xnatsim.testing import running_server
 
     from xnatsim import seed as seeder
@@ -328,8 +342,7 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
                     assert r.json()["backend"] == backend
                     outcomes[backend] = _outcome(server, http, wid, *target,
                                                  params.get(wrapper["name"], {}).get(backend, {}))
-                    if wrapper["name"] == DICOM_WRAPPER:
-                        _assert_dicom_arrived(server, http, backend)
+                    _assert_imported(server, http, wrapper["name"], backend)
                 assert outcomes["swarm"] == outcomes["docker"], (wrapper["name"], outcomes)
                 ran = outcomes["swarm"]["token"] != "none issued"  # a container started
                 assert not ran or outcomes["swarm"]["logged"], (wrapper["name"], outcomes)
@@ -337,5 +350,5 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
                 compared.append((wrapper["name"], outcomes["swarm"]["status"]))
         assert compared, "no wrapper of any xnatnode command could be launched on the demo project"
         print("outcomes on Docker and Swarm:", compared)
-        for name in ("project-summary", DICOM_WRAPPER, "nifti-import-project", "nifti-import-session"):
+        for name in ("project-summary", DICOM_WRAPPER, NIFTI_WRAPPER, "nifti-import-session"):
             assert (name, "Complete") in compared, compared
