@@ -61,16 +61,16 @@ def connect(server: Server) -> Any:
     return xnat.connect(server.url, user=server.user, password=server.password, loglevel="ERROR")
 
 
-def settled_stats(server: Server) -> dict[str, Any]:
-    """Stats once the last request is recorded (xnatsim records a request after sending its reply)."""
-    stats = server.stats(with_log=True)
-    for _ in range(50):
+def settled_stats(server: Server, timeout: float = 60.0) -> dict[str, Any]:
+    """Stats once no request is in flight: xnatsim counts a request when it arrives and logs it just
+    before replying, so a log as long as the count has every request answered so far (after a reset
+    that came mid-request the log may be longer). A bound, not a pause: it returns at once if so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = server.stats(with_log=True)
+        if len(stats["log"]) >= stats["requests"] or time.monotonic() > deadline:
+            return stats
         time.sleep(0.02)
-        again = server.stats(with_log=True)
-        if again["requests"] == stats["requests"]:
-            return again
-        stats = again
-    return stats
 
 
 def logged(server: Server) -> list[tuple[str, str]]:
