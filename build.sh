@@ -49,7 +49,9 @@ Build options:
                        cannot be pulled, an equivalent is built from the Debian mirror with
                        debootstrap (needs root) and tagged xnatnode/debian-python:bookworm.
   --ca-bundle FILE     CA bundle pip trusts while building (default: $PIP_CERT, then
-                       $REQUESTS_CA_BUNDLE). Used in a builder stage only, never in the images.
+                       $REQUESTS_CA_BUNDLE, $SSL_CERT_FILE, the system bundle
+                       /etc/ssl/certs/ca-certificates.crt). Used in a builder stage only, never
+                       in the images.
   --containers DIR     image folders (default: containers/)
   --command-json DIR   command JSON files (default: command-json/)
 
@@ -265,7 +267,9 @@ docker_build() {
 }
 
 cmd_build() {
-    local base_image="${DEFAULT_BASE_IMAGE}" ca="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}"
+    local base_image="${DEFAULT_BASE_IMAGE}" ca="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-}}}"
+    # a machine whose proxy CA sits only in the system store (no PIP_CERT in the environment)
+    [[ -z "${ca}" && -s /etc/ssl/certs/ca-certificates.crt ]] && ca=/etc/ssl/certs/ca-certificates.crt
     local containers="${REPO_DIR}/containers" jsondir="${REPO_DIR}/command-json"
     local only=()
     while (($# > 0)); do
