@@ -91,6 +91,7 @@ def page(rows: list[FileRow], summary: Summary, run_record: Any = None) -> Any:
         Total,
         Verdict,
         human_bytes,
+        quantity,
     )
 
     sums = totals(rows, summary)
@@ -100,10 +101,11 @@ def page(rows: list[FileRow], summary: Summary, run_record: Any = None) -> Any:
         verdict = Verdict("info", f"Dry run: {sums['create']} to create, {sums['skip']} already there",
                           "Nothing was written.")
     elif bad:
-        verdict = Verdict("error", f"{len(bad)} of {len(rows)} files rejected or in conflict",
+        verdict = Verdict("error", f"{len(bad)} of {quantity(len(rows), 'file')} rejected or in conflict",
                           "See the Problems section; fix and run again (imported files are skipped).")
     else:
-        verdict = Verdict("ok", f"All {sums['imported'] + sums['skipped']} files are in XNAT",
+        n = sums["imported"] + sums["skipped"]
+        verdict = Verdict("ok", f"All {quantity(n, 'file')} are in XNAT" if n != 1 else "The file is in XNAT",
                           f"{sums['imported']} imported, {sums['skipped']} already there.")
     counted = [(k, float(v)) for k, v in sums.items() if k in OUTCOME_LEVELS and v]
     columns = [Column("Source", "source", wrap=True), Column("Outcome", "outcome", levels=OUTCOME_LEVELS),
