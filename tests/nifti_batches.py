@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +59,6 @@ def bids_batch(root: Path, subjects: tuple[str, ...] = ("01", "02"), sessions: t
                                                    encoding="utf-8")
     return images
 
-
-def zip_folder(folder: Path, target: Path) -> Path:
-    """``folder``'s files in a zip (paths relative to ``folder``)."""
-    with zipfile.ZipFile(target, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
-    return target
 
 
 def run_import(out: Path, project: str, *args: str) -> tuple[int, dict[str, Any]]:

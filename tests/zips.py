@@ -1,9 +1,11 @@
-"""Zips as a streaming writer makes them: :mod:`zipfile` writing into an output it cannot seek."""
+"""Zips for tests: a folder zipped, and zips as a streaming writer makes them (:mod:`zipfile`
+writing into an output it cannot seek)."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +30,12 @@ def streamed_zip(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) ->
             with archive.open(name, "w") as member:
                 member.write(data)
     return bytes(out.data)
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    """``folder``'s files in a zip (paths relative to ``folder``)."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return target

@@ -143,3 +143,24 @@ def wait_for_container(http: Any, url: str, container_id: Any, timeout: float = 
         if time.monotonic() > deadline:
             pytest.fail(f"container {container_id} still {doc.get('status')!r} after {timeout} s")
         time.sleep(0.5)
+
+
+def enable_wrapper(http: Any, url: str, project: str, wid: Any) -> None:
+    """Enable wrapper ``wid`` on the site and on ``project`` (as an admin does before a launch)."""
+    for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/{project}/wrappers/{wid}/enabled"):
+        assert http.put(url + path, timeout=30).status_code == 200
+
+
+def launch_complete(http: Any, url: str, project: str, wid: Any, root: str, inputs: dict[str, str],
+                    secret: str) -> tuple[dict[str, Any], str]:
+    """Launch wrapper ``wid`` on ``project`` with ``inputs`` (``root`` names the context input), wait
+    until it ends, check it is Complete and that ``secret`` is not in its log; (record, stderr)."""
+    r = http.post(f"{url}/xapi/projects/{project}/wrappers/{wid}/root/{root}/launch", json=inputs, timeout=60)
+    assert r.status_code == 200, r.text
+    launched = r.json()
+    assert launched["status"] == "success", launched
+    doc = wait_for_container(http, url, launched["container-id"])
+    logs: str = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
+    assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+    assert secret not in logs
+    return doc, logs

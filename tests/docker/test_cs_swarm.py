@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.docker.cs_probe import build_probe, probe_record
+from tests.zips import zip_folder
 
 pytestmark = pytest.mark.docker
 
@@ -247,7 +248,7 @@ def _batches(server: Any, http: requests.Session, folder: Path) -> dict[str, dic
     files, dicom = [], {}
     for n, backend in enumerate(BACKENDS):
         dd.session(folder / backend, f"STUDY_{backend}", f"DU{n}", {"1": 2, "2": 1})
-        files.append(dd.zip_folder(folder / backend, folder / f"{backend}.zip"))
+        files.append(zip_folder(folder / backend, folder / f"{backend}.zip"))
         files.append(dd.write_csv(folder / f"{backend}.csv", [(f"{backend}.zip", "", f"DU{n}", f"DU_{backend}")]))
         dicom[backend] = {"csv": f"{backend}.csv", "via": "cstore", "dicom-port": str(port), "verify-timeout": "120"}
     dd.upload_batch(http, server.url, DEMO_PROJECT, files)

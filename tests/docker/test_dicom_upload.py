@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.docker.conftest import wait_for_container
+from tests.docker.conftest import enable_wrapper, launch_complete
 from tests.sim import dicom_data as dd
+from tests.zips import zip_folder
 
 pytestmark = pytest.mark.docker
 
@@ -62,7 +63,7 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
     dd.session(batch / "b", "STUDY_CS2", "B", {"3": 2})
     dd.session(batch / "c", "STUDY_CS3", "C", {"1": 1})
     for name in ("a", "b", "c"):
-        dd.zip_folder(batch / name, tmp_path / f"{name}.zip")
+        zip_folder(batch / name, tmp_path / f"{name}.zip")
     with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
         url = server.url
         http = requests.Session()
@@ -79,20 +80,12 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         commands = http.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()
         wrapper = commands[0]["xnat"][0]
         wid = wrapper["id"]
-        for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/{project}/wrappers/{wid}/enabled"):
-            assert http.put(url + path, timeout=30).status_code == 200
+        enable_wrapper(http, url, project, wid)
         port = http.get(f"{url}/xapi/dicomscp", timeout=30).json()[0]["port"]
-        r = http.post(f"{url}/xapi/projects/{project}/wrappers/{wid}/root/project/launch",
-                      json={"project": f"/archive/projects/{project}", "via": "cstore", "dicom-port": str(port),
-                            "verify-timeout": "120"}, timeout=60)
-        assert r.status_code == 200, r.text
-        launched = r.json()
-        assert launched["status"] == "success", launched
-        doc = wait_for_container(http, url, launched["container-id"])
-        logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
-        assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+        doc, _ = launch_complete(http, url, project, wid, "project",
+                                 {"project": f"/archive/projects/{project}", "via": "cstore", "dicom-port": str(port),
+                                  "verify-timeout": "120"}, server.password)
         assert f"--project={project}" in doc["command-line"]
-        assert server.password not in logs
         rows = http.get(f"{url}/data/projects/{project}/resources/DICOM_UPLOAD_REPORT/files",
                         params={"format": "json"}, timeout=30).json()["ResultSet"]["Result"]
         assert {"upload-report.json", "upload-report.csv", "upload-report.html"} <= {row["Name"] for row in rows}

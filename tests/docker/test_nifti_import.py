@@ -17,8 +17,9 @@ import requests
 from xnatnode.reports import page_problems
 from xnatsim.testing import Api, Server, running_server
 
-from tests.docker.conftest import wait_for_container
-from tests.nifti_batches import bids_batch, write_image, zip_folder
+from tests.docker.conftest import enable_wrapper, launch_complete
+from tests.nifti_batches import bids_batch, write_image
+from tests.zips import zip_folder
 
 pytestmark = pytest.mark.docker
 
@@ -70,18 +71,8 @@ def test_docker_run_with_the_batch_mounted(built_images: dict[str, str], server:
 
 
 def _launch(http: requests.Session, server: Server, project: str, wid: Any, root: str, value: str) -> dict[str, Any]:
-    url = server.url
-    for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/{project}/wrappers/{wid}/enabled"):
-        assert http.put(url + path, timeout=30).status_code == 200
-    r = http.post(f"{url}/xapi/projects/{project}/wrappers/{wid}/root/{root}/launch", json={root: value}, timeout=60)
-    assert r.status_code == 200, r.text
-    launched = r.json()
-    assert launched["status"] == "success", launched
-    doc = wait_for_container(http, url, launched["container-id"])
-    logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
-    assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
-    assert server.password not in logs
-    return doc
+    enable_wrapper(http, server.url, project, wid)
+    return launch_complete(http, server.url, project, wid, root, {root: value}, server.password)[0]
 
 
 def test_container_service_launch_on_a_project_and_on_a_session(

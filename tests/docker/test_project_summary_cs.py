@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.docker.conftest import wait_for_container
+from tests.docker.conftest import enable_wrapper, launch_complete
 
 pytestmark = pytest.mark.docker
 
@@ -34,23 +34,15 @@ def test_launch_on_a_project_uploads_the_report(built_images: dict[str, str], tm
         assert [c["name"] for c in commands] == ["project-summary"]
         wrapper = commands[0]["xnat"][0]
         wid = wrapper["id"]
-        for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/DEMO/wrappers/{wid}/enabled"):
-            assert http.put(url + path, timeout=30).status_code == 200
+        enable_wrapper(http, url, "DEMO", wid)
         available = http.get(f"{url}/xapi/projects/DEMO/commands/available",
                              params={"xsiType": "xnat:projectData"}, timeout=30).json()
         assert any(a.get("wrapper-id") == wid and a.get("enabled") for a in available), available
 
         server.reset_stats()
-        r = http.post(f"{url}/xapi/projects/DEMO/wrappers/{wid}/root/project/launch",
-                      json={"project": "/archive/projects/DEMO"}, timeout=60)
-        assert r.status_code == 200, r.text
-        launched = r.json()
-        assert launched["status"] == "success", launched
-        doc = wait_for_container(http, url, launched["container-id"])
-        logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
-        assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+        _, logs = launch_complete(http, url, "DEMO", wid, "project", {"project": "/archive/projects/DEMO"},
+                                  server.password)
         assert "sizes from mount" in logs or "(sizes from mount)" in logs
-        assert server.password not in logs
 
         rows = http.get(f"{url}/data/projects/DEMO/resources/SUMMARY/files",
                         params={"format": "json"}, timeout=30).json()["ResultSet"]["Result"]

@@ -8,7 +8,6 @@ XNAT accepts) and an unknown private SOP class (XNAT's receiver refuses its cont
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -64,13 +63,6 @@ def session(folder: Path, study: str, subject: str, series: dict[str, int], *, m
             paths.append(path)
     return paths
 
-
-def zip_folder(folder: Path, target: Path) -> Path:
-    with zipfile.ZipFile(target, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
-    return target
 
 
 def write_csv(path: Path, rows: list[tuple[str, str, str, str]], *, sep: str = ",", bom: bool = False,

@@ -20,6 +20,7 @@ from xnatsim.testing import Api, Server
 
 from tests.dicom_receiver import receiver_fixtures
 from tests.xnat_env import point_xnatnode_at
+from tests.zips import zip_folder
 
 IDLE = 0.5
 server, api, port = receiver_fixtures(IDLE, "du-sim")
@@ -65,7 +66,7 @@ def test_both_ways_verified_then_a_rerun_sends_nothing(env: Server, api: Api, po
     dd.session(root / "pat2", "STUDY_B", "PAT2", {"5": 2}, modality="CT", syntax=dd.IMPLICIT)
     dd.session(root / "pat3", "STUDY_C", "PAT3", {"7": 2}, syntax=dd.RLE)
     dd.session(root / "pat4", "STUDY_D", "PAT4", {"3": 2}, syntax=dd.BIG_ENDIAN)
-    dd.zip_folder(root / "pat4", root / "pat4.zip")
+    zip_folder(root / "pat4", root / "pat4.zip")
     dd.write_csv(root / "map.csv", [("pat1/mr", project, "S1", "S1_MR1"), ("pat2", project, "S2", "S2_CT1"),
                                     ("pat3", project, "S3", "S3_MR1"), ("pat4.zip", project, "S4", "S4_MR1")])
     out = tmp_path / "out"

@@ -13,7 +13,8 @@ import pytest
 from xnatnode.reports import page_problems
 from xnatsim.testing import Api, Server
 
-from tests.nifti_batches import bids_batch, run_import, write_image, zip_folder
+from tests.nifti_batches import bids_batch, run_import, write_image
+from tests.zips import zip_folder
 
 WRITES = ("PUT", "POST", "DELETE")
 
