@@ -256,7 +256,7 @@ class Uploader:
                   "session": row.session, "dest": dest}
         if self.options.overwrite == "append":
             params["overwrite"] = "append"
-        names = [o.name for o in result.to_send]
+        n = len(result.to_send)
         sizes = sum(o.size for o in result.to_send)
         attempt = 0
         with zip_body(result.scan, result.to_send) as body:
@@ -286,14 +286,14 @@ class Uploader:
         answer = classify(status, text)
         result.bytes_sent = sizes if status == 200 else min(sent, sizes)
         if answer.outcome in ("archived", "prearchived"):
-            result.sent = len(names)
+            result.sent = n
             self.state.set_outcome(row, result.study_uid, "sent", "import")
         else:
-            result.refused = len(names)
+            result.refused = n
             _set(result, answer.outcome, answer.reason)
             self.state.set_outcome(row, result.study_uid, answer.outcome, "import")
         if progress is not None:
-            progress.advance(len(names))
+            progress.advance(n)
 
     # -- verification -----------------------------------------------------------------------
 

@@ -79,7 +79,8 @@ class StoredZip:
     """
 
     def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:
-        if zip_size(members) > MAX_ZIP_BYTES + (1 << 26) or len(members) > MAX_MEMBERS:
+        self._length = zip_size(members)
+        if self._length > MAX_ZIP_BYTES + (1 << 26) or len(members) > MAX_MEMBERS:
             raise ValueError("too much for one zip: split the members with batches()")
         self._time = _dos_time(time.time() if mtime is None else mtime)
         self._members = list(members)
@@ -93,7 +94,6 @@ class StoredZip:
             offset += _LOCAL.size + len(m.name.encode("utf-8")) + m.size
         self._central_at = offset
         self._parts.append(-1)  # the central directory, built when reached
-        self._length = zip_size(members)
         self._reset()
 
     def _header(self, index: int) -> tuple[bytes, int, int]:
