@@ -162,6 +162,31 @@ def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: fl
     raise RuntimeError(f"{project}: not archived in {timeout} s")
 
 
+def run_storescu(port: int, deep: Path) -> dict[str, Any]:
+    """dcmtk's storescu sending every file under ``deep`` over one association (measured)."""
+    measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
+                             str(port), str(deep)])
+    if measured["exit"] != 0:
+        raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
+    return measured
+
+
+def run_upload(api: Any, env: dict[str, str], port: int, deep: Path, work: Path, name: str, via: str, workers: int,
+               sessions: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``dicom-upload`` of the first ``sessions`` folders into a fresh project: (measured, report totals)."""
+    project = api.new_project("BENCH")
+    csv = deep / f"{project}.csv"
+    csv.write_text("source,project,subject,session\n" + "".join(
+        f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(sessions)))
+    out = work / f"out-{project}"
+    measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root",
+                             str(deep), "--via", via, "--workers", str(workers), "--dicom-port", str(port),
+                             "--output", str(out), "--verify-timeout", "900"], env)
+    if measured["exit"] != 0:
+        raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
+    return measured, json.loads((out / "upload-report.json").read_text())["totals"]
+
+
 def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path, args: Any,
                 total: int) -> dict[str, Any]:
     """storescu, ``--via cstore --workers 1`` and ``--workers 4`` in turn, ``--interleaved`` rounds;
@@ -173,24 +198,11 @@ def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path
     runs: dict[str, list[dict[str, float]]] = {"dcmtk storescu": [], **{name: [] for name in names.values()}}
     api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
     for round_ in range(args.interleaved):
-        measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
-                                 str(port), str(deep)])
-        if measured["exit"] != 0:
-            raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
+        measured = run_storescu(port, deep)
         runs["dcmtk storescu"].append({"files_per_s": round(n_files / measured["wall_s"], 1),
                                        "load": round(os.getloadavg()[0], 2)})
         for workers, name in names.items():
-            project = api.new_project("BENCH")
-            csv = deep / f"{project}.csv"
-            csv.write_text("source,project,subject,session\n" + "".join(
-                f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(args.sessions)))
-            out = work / f"out-{project}"
-            measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv),
-                                     "--source-root", str(deep), "--via", "cstore", "--workers", str(workers),
-                                     "--dicom-port", str(port), "--output", str(out), "--verify-timeout", "900"], env)
-            if measured["exit"] != 0:
-                raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
-            totals = json.loads((out / "upload-report.json").read_text())["totals"]
+            _, totals = run_upload(api, env, port, deep, work, name, "cstore", workers, args.sessions)
             runs[name].append({"files_per_s": round(totals["objects_sent"] / totals["seconds"], 1),
                                "load": round(os.getloadavg()[0], 2), "verified": totals["verified"]})
         print(round_, {k: v[-1] for k, v in runs.items()}, flush=True)
@@ -253,19 +265,7 @@ def main() -> int:
                                                  ("import service", "import", 1, args.sessions),
                                                  ("import service, 1 session", "import", 1, 1),
                                                  ("C-STORE, 4 associations, 1 session", "cstore", 4, 1)):
-                project = api.new_project("BENCH")
-                csv = deep / f"{project}.csv"
-                csv.write_text("source,project,subject,session\n" + "".join(
-                    f"sess{s:02d},{project},B{s:02d},B{s:02d}_MR1\n" for s in range(sessions)))
-                out = work / f"out-{project}"
-                cmd = [sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root", str(deep),
-                       "--via", via, "--workers", str(workers), "--dicom-port", str(port), "--output", str(out),
-                       "--verify-timeout", "900"]
-                measured = run_measured(cmd, env)
-                if measured["exit"] != 0:
-                    raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
-                report = json.loads((out / "upload-report.json").read_text())
-                totals = report["totals"]
+                measured, totals = run_upload(api, env, port, deep, work, name, via, workers, sessions)
                 send_s = totals["seconds"]
                 results["runs"][name] = {
                     "files": totals["objects_sent"], "verified_rows": totals["verified"],
@@ -278,10 +278,7 @@ def main() -> int:
             if shutil.which("storescu"):
                 api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
                 started = time.time()
-                measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
-                                         str(port), str(deep)])
-                if measured["exit"] != 0:
-                    raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
+                measured = run_storescu(port, deep)
                 sent_s = measured["wall_s"]
                 done = wait_archived(api, "BENCH_DCMTK", args.sessions, n_files)
                 results["runs"]["dcmtk storescu"] = {
