@@ -7,16 +7,19 @@ and keeps heavy imports inside ``run`` so that ``xnatnode --version`` and argume
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # argparse is imported by build_parser only: --version does not need it
+from xnatnode import __version__
+
+# ``xnatnode --version`` imports nothing but this module and the package: ``typing`` (with the
+# ``re``, ``enum`` and ``functools`` it imports) would cost more than the rest of the answer, so
+# the flag is the constant that type checkers read as true (the idiom the typing docs give), and
+# argparse and importlib are imported where the parser is built.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
     from types import ModuleType
-
-from xnatnode import __version__
 
 #: What ``xnatnode --version`` prints.
 VERSION = f"xnatnode {__version__}"
@@ -35,6 +38,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _load(name: str) -> ModuleType:
+    import importlib
+
     return importlib.import_module(f"xnatnode.commands.{name}")
 
 

@@ -30,6 +30,18 @@ def test_version_runs_as_any_uid_on_a_read_only_root(base_image: str, docker_run
     assert result.stderr == ""
 
 
+def test_version_through_the_entrypoint_imports_no_re_or_typing(base_image: str, docker_run: Run) -> None:
+    """The console script the ENTRYPOINT runs (rewritten by containers/base/console-scripts) and
+    ``--version`` import neither ``re`` (pip's script) nor ``typing``: the start-up target of
+    benchmarks/label_validation.md. Python lists every import it makes on stderr."""
+    result = docker_run(base_image, "--version", options=(*LOCKED_DOWN, "-e", "PYTHONPROFILEIMPORTTIME=1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"xnatnode {__version__}\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert {"xnatnode", "xnatnode.cli"} <= imported, result.stderr
+    assert not imported & {"re", "typing", "enum", "argparse", "importlib"}, result.stderr
+
+
 def test_help_runs_locked_down_and_writes_nothing_outside_tmp(base_image: str, docker_run: Run) -> None:
     result = docker_run(base_image, "--help", options=LOCKED_DOWN)
     assert result.returncode == 0, result.stderr
