@@ -11,9 +11,13 @@
    process) of ``xnatnode label-validation --project``, against a per-session REST walk doing the
    same checks (one ``GET /data/experiments/<ID>?format=json`` per session, as a validator that
    reads sessions one by one does), run on the first ``--walk-sessions`` sessions and extrapolated.
+3. **Start-up**: ``xnatnode --version`` against ``python3 -c pass`` in the same image, with
+   ``docker run`` and as processes inside one container, interleaved, in ``--startup-rounds``
+   rounds with the load average of each.
 
 Writes benchmarks/label_validation.md. Run (under the docker lock, after ``./build.sh build
-label-validation``): ``.venv/bin/python benchmarks/label_validation.py [--runs 10] [--sessions 10000]``.
+label-validation``): ``.venv/bin/python benchmarks/label_validation.py [--runs 10] [--sessions 10000]``;
+``--skip-event``, ``--skip-startup``, ``--skip-audit`` leave a part's saved result as it is.
 """
 
 from __future__ import annotations
@@ -144,37 +148,49 @@ def event_to_findings(runs: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- start-up
 
-#: Run inside the image: medians of 10 runs of each command line, process only (no Docker).
+#: Run inside the image: ``--version`` and ``python3 -c pass`` as processes, alternately (the
+#: pairs interleaved, so that load from other jobs falls on both), after one warm-up pair; prints
+#: the two medians.
 _STARTUP_PROBE = """
-import statistics, subprocess, time
-def med(cmd):
-    out = []
-    for _ in range(11):
-        t0 = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True); out.append(time.perf_counter() - t0)
-    return statistics.median(out[1:])
-print(med(["xnatnode", "--version"]), med(["python3", "-c", "pass"]))
+import statistics, subprocess, sys, time
+def once(cmd):
+    t0 = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True); return time.perf_counter() - t0
+version, bare = [], []
+for i in range(int(sys.argv[1]) + 1):
+    v, b = once(["xnatnode", "--version"]), once(["python3", "-c", "pass"])
+    if i: version.append(v); bare.append(b)
+print(statistics.median(version), statistics.median(bare))
 """
 
 
-def startup(runs: int) -> dict[str, float]:
+def startup(runs: int, rounds: int) -> dict[str, Any]:
     """``--version`` against a bare ``python3 -c pass`` in the same image: with ``docker run``
-    (as XNAT starts a container) and as processes inside one container."""
+    (as XNAT starts a container) and as processes inside one container. Each of ``rounds`` rounds
+    takes the medians of ``runs`` interleaved pairs and records the load average beside them."""
     base = ["docker", "run", "--rm", "--user", "4242:4242", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
 
-    def docker_median(args: list[str]) -> float:
-        out = []
-        for _ in range(runs + 1):
-            t0 = time.perf_counter()
-            subprocess.run([*base, *args], check=True, capture_output=True, timeout=120)
-            out.append(time.perf_counter() - t0)
-        return statistics.median(out[1:])
+    def docker_once(args: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([*base, *args], check=True, capture_output=True, timeout=120)
+        return time.perf_counter() - t0
 
-    version = docker_median([IMAGE, "--version"])
-    bare = docker_median(["--entrypoint", "python3", IMAGE, "-c", "pass"])
-    probe = subprocess.run([*base, "--entrypoint", "python3", IMAGE, "-c", _STARTUP_PROBE], check=True,
-                           capture_output=True, text=True, timeout=300).stdout.split()
-    return {"docker_version": version, "docker_pass": bare, "process_version": float(probe[0]),
-            "process_pass": float(probe[1])}
+    out: list[dict[str, float]] = []
+    for _ in range(rounds):
+        load = os.getloadavg()[0]
+        version, bare = [], []
+        for i in range(runs + 1):
+            v, b = docker_once([IMAGE, "--version"]), docker_once(["--entrypoint", "python3", IMAGE, "-c", "pass"])
+            if i:
+                version.append(v)
+                bare.append(b)
+        probe = subprocess.run([*base, "--entrypoint", "python3", IMAGE, "-c", _STARTUP_PROBE, str(runs * 3)],
+                               check=True, capture_output=True, text=True, timeout=300).stdout.split()
+        out.append({"at": time.strftime("%H:%M", time.gmtime()), "load": max(load, os.getloadavg()[0]),
+                    "docker_version": statistics.median(version),
+                    "docker_pass": statistics.median(bare), "process_version": float(probe[0]),
+                    "process_pass": float(probe[1])})
+        print(json.dumps(out[-1]), flush=True)
+    return {"rounds": out}
 
 
 # --------------------------------------------------------------------------- audit
@@ -276,8 +292,8 @@ def _median(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f})"
 
 
-def write(path: Path, event: dict[str, Any] | None, result: dict[str, Any] | None,
-          notes: list[str] | None = None) -> None:
+def write(path: Path, event: dict[str, Any] | None, startup_result: dict[str, Any] | None,
+          result: dict[str, Any] | None, notes: list[str] | None = None) -> None:
     """The report; ``notes`` (kept in the .json under ``notes``) are written as they are."""
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          cwd=REPO, check=False).stdout.strip()
@@ -309,21 +325,30 @@ def write(path: Path, event: dict[str, Any] | None, result: dict[str, Any] | Non
             f"| REST requests per session (findings.json `source.requests`) | {sorted(set(event['requests']))} |",
             "",
         ]
-        st = event.get("startup")
-        if st:
-            lines += [
-                "## Start-up: `xnatnode --version` against a bare `python3 -c pass` in the same image",
-                "",
-                "(target: within 1.5 times; medians of 10 after one warm-up; `--user 4242:4242 --read-only`)",
-                "",
-                "| | `--version` | `python3 -c pass` | ratio |",
-                "|---|---|---|---|",
-                f"| `docker run` | {st['docker_version']:.3f} s | {st['docker_pass']:.3f} s | "
-                f"{st['docker_version'] / st['docker_pass']:.2f} |",
-                f"| process inside one container | {st['process_version']:.3f} s | {st['process_pass']:.3f} s | "
-                f"{st['process_version'] / st['process_pass']:.2f} |",
-                "",
-            ]
+    if startup_result is not None:
+        rounds = startup_result["rounds"]
+
+        def row(what: str, key: str) -> str:
+            ratios = [r[f"{key}_version"] / r[f"{key}_pass"] for r in rounds]
+            mid = sorted(rounds, key=lambda r: r[f"{key}_version"] / r[f"{key}_pass"])[len(rounds) // 2]
+            return (f"| {what} | {mid[f'{key}_version']:.3f} s | {mid[f'{key}_pass']:.3f} s | "
+                    f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |")
+
+        lines += [
+            "## Start-up: `xnatnode --version` against a bare `python3 -c pass` in the same image",
+            "",
+            f"(target: within 1.5 times; `--user 4242:4242 --read-only`; {len(rounds)} rounds ending "
+            f"{rounds[0]['at']}-{rounds[-1]['at']} UTC, load average {min(r['load'] for r in rounds):.1f}-"
+            f"{max(r['load'] for r in rounds):.1f}; in each round the two",
+            "command lines run alternately, after one warm-up pair: 10 pairs of `docker run`, then 30 pairs of",
+            "processes inside one container; the times are those of the round with the median ratio)",
+            "",
+            "| | `--version` | `python3 -c pass` | ratio: median of the rounds (each round) |",
+            "|---|---|---|---|",
+            row("`docker run`", "docker"),
+            row("process inside one container", "process"),
+            "",
+        ]
     if result is not None:
         walk = result["walk"]
         per = walk["wall"] / max(walk["sessions"], 1)
@@ -362,7 +387,9 @@ def main() -> int:
     parser.add_argument("--walk-sessions", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--skip-event", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-audit", action="store_true")
+    parser.add_argument("--startup-rounds", type=int, default=3)
     parser.add_argument("--data", type=Path, help="keep the seeded audit project here (seeded once)")
     parser.add_argument("--walk", metavar="MOUNT", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "label_validation.md")
@@ -370,14 +397,15 @@ def main() -> int:
     if args.walk:
         walk("LVB", args.walk, args.walk_sessions)
         return 0
-    # Each part can run alone (the event part needs the docker lock); results are kept in the
-    # .json beside the report and the report is written from both.
+    # Each part can run alone (the event and start-up parts need the docker lock); results are
+    # kept in the .json beside the report and the report is written from all of them.
     saved_path = args.out.with_suffix(".json")
     saved = json.loads(saved_path.read_text("utf-8")) if saved_path.exists() else {}
     if not args.skip_event:
         saved["event"] = event_to_findings(args.runs)
-        saved["event"]["startup"] = startup(args.runs)
         print(json.dumps(saved["event"]), flush=True)
+    if not args.skip_startup:
+        saved["startup"] = startup(args.runs, args.startup_rounds)
     if not args.skip_audit:
         import tempfile
 
@@ -389,7 +417,7 @@ def main() -> int:
         saved["audit"]["latency_ms"] = args.latency_ms
         print(json.dumps(saved["audit"]), flush=True)
     saved_path.write_text(json.dumps(saved, indent=2) + "\n", "utf-8")
-    write(args.out, saved.get("event"), saved.get("audit"), saved.get("notes"))
+    write(args.out, saved.get("event"), saved.get("startup"), saved.get("audit"), saved.get("notes"))
     return 0
 
 
