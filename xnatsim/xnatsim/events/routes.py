@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from xnatsim.events.model import EVENT_TYPES, Subscription, SubscriptionError
 from xnatsim.events.service import EventService
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 
 if TYPE_CHECKING:
     from xnatsim.server import App
 
 __all__ = ["events", "register", "setup"]
+
+_SITE, _PROJECT = "/xapi/events", "/xapi/projects/{project}/events"
+
+routes = Routes()
 
 
 def setup(app: App) -> None:
@@ -76,10 +80,13 @@ def _found(request: Request) -> Subscription:
 # --------------------------------------------------------------------------- handlers
 
 
+@routes.route("GET", f"{_SITE}/prefs")
 def get_prefs(request: Request) -> Response:
     return Response.json(events(request).prefs())
 
 
+@routes.route("POST", f"{_SITE}/prefs")
+@routes.route("PUT", f"{_SITE}/prefs")
 def put_prefs(request: Request) -> Response:
     _can_manage(request, None)
     body = _body(request)
@@ -88,15 +95,18 @@ def put_prefs(request: Request) -> Response:
     return Response.json(events(request).set_prefs(body))
 
 
+@routes.route("GET", f"{_SITE}/events")
 def event_types(request: Request) -> Response:
     return Response.json([t.to_doc() for t in EVENT_TYPES.values()])
 
 
+@routes.route("GET", f"{_SITE}/actions", f"{_PROJECT}/actions")
 def actions(request: Request) -> Response:
     project = request.params.get("project") or request.query.get("project")
     return Response.json(events(request).actions(project, request.query.get("xsitype")))
 
 
+@routes.route("POST", f"{_SITE}/subscription", f"{_PROJECT}/subscription")
 def create(request: Request) -> Response:
     project = request.params.get("project")
     user = _can_manage(request, project)
@@ -107,16 +117,19 @@ def create(request: Request) -> Response:
     return Response.text(f"{sub.name}:{sub.id}", 201)
 
 
+@routes.route("GET", f"{_SITE}/subscriptions", f"{_PROJECT}/subscriptions")
 def list_subscriptions(request: Request) -> Response:
     request.require_user()
     return Response.json([s.to_doc() for s in events(request).subscriptions(request.params.get("project"))])
 
 
+@routes.route("GET", f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")
 def get_subscription(request: Request) -> Response:
     request.require_user()
     return Response.json(_found(request).to_doc())
 
 
+@routes.route("PUT", f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")
 def update(request: Request) -> Response:
     _can_manage(request, request.params.get("project"))
     try:
@@ -133,14 +146,18 @@ def _set_active(request: Request, active: bool) -> Response:
         return _refused(exc)
 
 
+@routes.route("POST", f"{_SITE}/subscription/{{sid}}/activate", f"{_PROJECT}/subscription/{{sid}}/activate")
 def activate(request: Request) -> Response:
     return _set_active(request, True)
 
 
+@routes.route("POST", f"{_SITE}/subscription/{{sid}}/deactivate",
+               f"{_PROJECT}/subscription/{{sid}}/deactivate")
 def deactivate(request: Request) -> Response:
     return _set_active(request, False)
 
 
+@routes.route("DELETE", f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")
 def delete(request: Request) -> Response:
     _can_manage(request, request.params.get("project"))
     if not events(request).delete(_id(request)):
@@ -148,6 +165,7 @@ def delete(request: Request) -> Response:
     return Response.empty(204)
 
 
+@routes.route("GET", f"{_SITE}/delivered", f"{_PROJECT}/delivered")
 def delivered(request: Request) -> Response:
     request.require_user()
     sub = request.query.get("subscriptionid")
@@ -156,28 +174,4 @@ def delivered(request: Request) -> Response:
         project=project, subscription_id=int(sub) if sub and sub.isdigit() else None))
 
 
-_SITE, _PROJECT = "/xapi/events", "/xapi/projects/{project}/events"
-
-#: (method, handler, paths)
-ROUTES = (
-    ("GET", get_prefs, ("/xapi/events/prefs",)),
-    ("PUT", put_prefs, ("/xapi/events/prefs",)),
-    ("POST", put_prefs, ("/xapi/events/prefs",)),
-    ("GET", event_types, ("/xapi/events/events",)),
-    ("GET", actions, (f"{_SITE}/actions", f"{_PROJECT}/actions")),
-    ("POST", create, (f"{_SITE}/subscription", f"{_PROJECT}/subscription")),
-    ("GET", list_subscriptions, (f"{_SITE}/subscriptions", f"{_PROJECT}/subscriptions")),
-    ("GET", get_subscription, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
-    ("PUT", update, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
-    ("POST", activate, (f"{_SITE}/subscription/{{sid}}/activate", f"{_PROJECT}/subscription/{{sid}}/activate")),
-    ("POST", deactivate, (f"{_SITE}/subscription/{{sid}}/deactivate",
-                          f"{_PROJECT}/subscription/{{sid}}/deactivate")),
-    ("DELETE", delete, (f"{_SITE}/subscription/{{sid}}", f"{_PROJECT}/subscription/{{sid}}")),
-    ("GET", delivered, (f"{_SITE}/delivered", f"{_PROJECT}/delivered")),
-)
-
-
-def register(router: Router) -> None:
-    for method, handler, paths in ROUTES:
-        for path in paths:
-            router.add(method, path, handler)
+register = routes.register
