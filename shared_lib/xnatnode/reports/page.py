@@ -465,7 +465,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["n"] = lambda v: f"{int(v):,}"
+    env.filters["n"] = count  # {{ total|n }}: 1,234
     return env
 
 
