@@ -737,9 +737,8 @@ class _Progress:
 
     @contextlib.contextmanager
     def guarding(self) -> Iterator[None]:
-        """Check the block's progress at each window's end; stop checking when it ends."""
-        self._started = self._mark = time.monotonic()
-        self._done = False
+        """Check the block's progress at each window's end; stop checking when it ends. Entered
+        once, as soon as the object is made (its start time is the window's start)."""
         self._arm()
         try:
             yield
