@@ -5,8 +5,8 @@ Run after ``./build.sh build``: ``.venv/bin/python benchmarks/image_startup.py [
 Measured: the image sizes (``docker image inspect``), and the wall time of a new container
 running ``xnatnode --version`` (as the Container Service would: some UID, read-only root, tmpfs
 /tmp) against one running ``python3 -c pass`` on the same image, median of N runs, interleaved.
-Inside one container, the same two commands are also timed as plain processes, which leaves out
-Docker's own start-up cost.
+Inside one container, the same two commands are also timed as plain processes, interleaved, which
+leaves out Docker's own start-up cost.
 """
 
 from __future__ import annotations
@@ -21,25 +21,29 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from xnatnode.images import BASE, image_name
 
 HERE = Path(__file__).resolve().parent
 LOCKED_DOWN = ["--user", "4242:4242", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
 
-#: Runs inside the image: median wall time of each command as a child process, in seconds.
+#: Runs inside the image: ``xnatnode --version`` and ``python3 -c pass`` as child processes,
+#: alternately (so that load from other jobs falls on both), after one warm-up pair; prints the
+#: median wall time of each, in seconds.
 IN_CONTAINER = """
 import json, statistics, subprocess, sys, time
-runs = int(sys.argv[1])
-def median(cmd):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-print(json.dumps({"version": median(["xnatnode", "--version"]),
-                  "pass": median(["python3", "-c", "pass"])}))
+def once(cmd):
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+version, bare = [], []
+for i in range(int(sys.argv[1]) + 1):
+    v, b = once(["xnatnode", "--version"]), once(["python3", "-c", "pass"])
+    if i:
+        version.append(v)
+        bare.append(b)
+print(json.dumps({"version": statistics.median(version), "pass": statistics.median(bare)}))
 """
 
 
@@ -61,25 +65,41 @@ def timed_run(image: str, *args: str, entrypoint: str | None = None) -> float:
     return time.perf_counter() - start
 
 
+def startup(image: str, runs: int, process_runs: int) -> dict[str, Any]:
+    """``xnatnode --version`` against ``python3 -c pass`` in ``image``: ``runs`` pairs of new
+    containers, alternately, after a warm-up pair (``docker_version``, ``docker_pass``: every
+    time, in seconds), then ``process_runs`` pairs of processes inside one container
+    (``process_version``, ``process_pass``: the medians). benchmarks/label_validation.py uses it
+    too."""
+    version_s, pass_s = [], []
+    for i in range(runs + 1):
+        v = timed_run(image, "--version")
+        p = timed_run(image, "-c", "pass", entrypoint="python3")
+        if i:
+            version_s.append(v)
+            pass_s.append(p)
+    inside = json.loads(docker(
+        "run", "--rm", *LOCKED_DOWN, "--entrypoint", "python3", image, "-c", IN_CONTAINER, str(process_runs),
+    ))
+    return {"docker_version": version_s, "docker_pass": pass_s, "process_version": inside["version"],
+            "process_pass": inside["pass"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", default=image_name(BASE))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--process-runs", type=int, default=30)
     parser.add_argument("--output", type=Path, default=HERE / "image_startup.md")
     args = parser.parse_args()
 
     labels = json.loads(docker("image", "inspect", args.image))[0]["Config"]["Labels"] or {}
     python_base = labels.get("org.opencontainers.image.base.name", "?")
-    docker("run", "--rm", *LOCKED_DOWN, args.image, "--version")  # page the image in once
-
-    version_s, pass_s = [], []
-    for _ in range(args.runs):
-        version_s.append(timed_run(args.image, "--version"))
-        pass_s.append(timed_run(args.image, "-c", "pass", entrypoint="python3"))
-    inside = json.loads(docker(
-        "run", "--rm", *LOCKED_DOWN, "--entrypoint", "python3", args.image,
-        "-c", IN_CONTAINER, str(args.runs),
-    ))
+    load = os.getloadavg()[0]
+    times = startup(args.image, args.runs, args.process_runs)
+    load = max(load, os.getloadavg()[0])
+    version_s, pass_s = times["docker_version"], times["docker_pass"]
+    inside = {"version": times["process_version"], "pass": times["process_pass"]}
 
     sizes = docker(
         "run", "--rm", "--entrypoint", "sh", args.image, "-c",
@@ -100,7 +120,8 @@ def main() -> int:
         ("`docker run ... python3 -c pass`", f"{p:.3f} s", f"median of {args.runs}: "
          + ", ".join(f"{t:.3f}" for t in pass_s)),
         ("ratio (--version / pass), with Docker", f"{v / p:.2f}", ""),
-        ("in one container: `xnatnode --version`", f"{inside['version']:.3f} s", "process only, no Docker"),
+        ("in one container: `xnatnode --version`", f"{inside['version']:.3f} s",
+         f"process only, no Docker; median of {args.process_runs}, alternating with the next row"),
         ("in one container: `python3 -c pass`", f"{inside['pass']:.3f} s", "process only, no Docker"),
         ("ratio, process only", f"{inside['version'] / inside['pass']:.2f}", ""),
     ]
@@ -110,8 +131,9 @@ def main() -> int:
         "",
         f"`benchmarks/image_startup.py` on {now}: image `{args.image}` (revision "
         f"{labels.get('org.opencontainers.image.revision', '?')}), {platform.machine()}, "
-        f"{len(os.sched_getaffinity(0))} CPUs, Docker {docker('version', '--format', '{{.Server.Version}}').strip()}.",
-        f"Containers run with `{' '.join(LOCKED_DOWN)}`, image already local.",
+        f"{len(os.sched_getaffinity(0))} CPUs shared with other jobs (load average {load:.1f}), Docker "
+        f"{docker('version', '--format', '{{.Server.Version}}').strip()}.",
+        f"Containers run with `{' '.join(LOCKED_DOWN)}`, image already local, after one warm-up pair.",
         "",
         "| measure | value | detail |",
         "|---|---|---|",

@@ -148,47 +148,20 @@ def event_to_findings(runs: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- start-up
 
-#: Run inside the image: ``--version`` and ``python3 -c pass`` as processes, alternately (the
-#: pairs interleaved, so that load from other jobs falls on both), after one warm-up pair; prints
-#: the two medians.
-_STARTUP_PROBE = """
-import statistics, subprocess, sys, time
-def once(cmd):
-    t0 = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True); return time.perf_counter() - t0
-version, bare = [], []
-for i in range(int(sys.argv[1]) + 1):
-    v, b = once(["xnatnode", "--version"]), once(["python3", "-c", "pass"])
-    if i: version.append(v); bare.append(b)
-print(statistics.median(version), statistics.median(bare))
-"""
-
-
 def startup(runs: int, rounds: int) -> dict[str, Any]:
-    """``--version`` against a bare ``python3 -c pass`` in the same image: with ``docker run``
-    (as XNAT starts a container) and as processes inside one container. Each of ``rounds`` rounds
-    takes the medians of ``runs`` interleaved pairs and records the load average beside them."""
-    base = ["docker", "run", "--rm", "--user", "4242:4242", "--read-only", "--tmpfs", "/tmp", "--network", "none"]
+    """``--version`` against a bare ``python3 -c pass`` in the same image, with ``docker run`` (as
+    XNAT starts a container) and as processes inside one container (image_startup.startup), in
+    ``rounds`` rounds with the load average of each."""
+    from image_startup import startup as measure
 
-    def docker_once(args: list[str]) -> float:
-        t0 = time.perf_counter()
-        subprocess.run([*base, *args], check=True, capture_output=True, timeout=120)
-        return time.perf_counter() - t0
-
-    out: list[dict[str, float]] = []
+    out: list[dict[str, Any]] = []
     for _ in range(rounds):
         load = os.getloadavg()[0]
-        version, bare = [], []
-        for i in range(runs + 1):
-            v, b = docker_once([IMAGE, "--version"]), docker_once(["--entrypoint", "python3", IMAGE, "-c", "pass"])
-            if i:
-                version.append(v)
-                bare.append(b)
-        probe = subprocess.run([*base, "--entrypoint", "python3", IMAGE, "-c", _STARTUP_PROBE, str(runs * 3)],
-                               check=True, capture_output=True, text=True, timeout=300).stdout.split()
+        times = measure(IMAGE, runs, runs * 3)
         out.append({"at": time.strftime("%H:%M", time.gmtime()), "load": max(load, os.getloadavg()[0]),
-                    "docker_version": statistics.median(version),
-                    "docker_pass": statistics.median(bare), "process_version": float(probe[0]),
-                    "process_pass": float(probe[1])})
+                    "docker_version": statistics.median(times["docker_version"]),
+                    "docker_pass": statistics.median(times["docker_pass"]),
+                    "process_version": times["process_version"], "process_pass": times["process_pass"]})
         print(json.dumps(out[-1]), flush=True)
     return {"rounds": out}
 
