@@ -7,9 +7,6 @@ import importlib
 from xnatsim.routing import Request, Response, Router, Routes
 from xnatsim.server import ROUTE_MODULES
 
-#: modules whose handlers other work is still moving out of their ``register`` (shrinks to empty)
-NOT_YET_CONVERTED: set[str] = set()
-
 
 def _router() -> Router:
     router = Router()
@@ -23,11 +20,17 @@ def test_handlers_are_module_level_functions() -> None:
     for route in _router().routes:
         handler = route.handler
         module = importlib.import_module(handler.__module__)
-        if module.__name__ in NOT_YET_CONVERTED:
-            continue
         if getattr(module, handler.__name__, None) is not handler:
             closures.append(f"{route.name} -> {handler.__module__}.{handler.__qualname__}")
     assert closures == []
+
+
+def test_every_route_module_declares_its_routes_on_a_routes_table() -> None:
+    """``register`` of each module is its :class:`Routes` table's, so ``routes.entries`` lists
+    everything the module serves."""
+    plain = [name for name in ROUTE_MODULES
+             if not isinstance(getattr(importlib.import_module(name).register, "__self__", None), Routes)]
+    assert plain == []
 
 
 def test_routes_table_registers_what_it_declares() -> None:

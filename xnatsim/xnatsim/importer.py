@@ -37,11 +37,13 @@ from pathlib import Path
 from xnatsim import access, archives, intake, multipart, prearcstore
 from xnatsim.dicomhdr import read_routing
 from xnatsim.intake import DicomFile, IntakeError, Labels, Study
-from xnatsim.routing import HTTPError, Request, Response, Router
+from xnatsim.routing import HTTPError, Request, Response, Routes
 
 HANDLERS = {"dicom-zip", "si", "gradual-dicom", "dicom"}
 #: XNAT handlers xnatsim does not model (400 rather than XNAT's 404 for unknown names).
 UNSUPPORTED = {"xar", "inbox", "automation"}
+
+routes = Routes()
 
 
 def spool_body(request: Request, folder: Path) -> Path:
@@ -168,6 +170,7 @@ def _import_study(request: Request, study: Study, dest: Destination, handler: st
     return prearcstore.receive(store, study, user=user, merge=handler == "gradual-dicom")
 
 
+@routes.route("POST", "/data/services/import")
 def import_service(request: Request) -> Response:
     user = request.require_user()
     handler = (request.query.get_ci("import-handler") or "DICOM-zip").lower()
@@ -187,5 +190,4 @@ def import_service(request: Request) -> Response:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def register(router: Router) -> None:
-    router.add("POST", "/data/services/import", import_service)
+register = routes.register
