@@ -213,3 +213,20 @@ def test_state_survives_a_reload_and_is_keyed_by_row_and_study(tmp_path: Path) -
     path.write_text("{broken")
     with pytest.raises(MapError, match="unreadable"):
         State(path)
+
+
+def test_the_opener_reads_whole_files_and_refuses_a_link_put_in_after_the_scan(tmp_path: Path) -> None:
+    from xnatnode.dicom import SourceScan
+
+    folder = tmp_path / "src"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.dcm").write_bytes(b"a" * 1000)
+    (folder / "b.dcm").write_bytes(b"b" * 10)
+    (tmp_path / "secret").write_bytes(b"s")
+    with SourceScan(folder, False).opened() as opener:
+        with opener.open("sub/a.dcm") as stream:
+            assert stream.read() == b"a" * 1000
+        (folder / "b.dcm").unlink()
+        (folder / "b.dcm").symlink_to(tmp_path / "secret")
+        with pytest.raises(OSError, match="symbolic links"):  # ELOOP: O_NOFOLLOW
+            opener.open("b.dcm")
