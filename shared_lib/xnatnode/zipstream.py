@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
+from zlib import crc32
 
 #: Largest archive built (the classic format's 32-bit offsets, with room for headers).
 MAX_ZIP_BYTES = (1 << 32) - (1 << 26)
@@ -70,12 +70,20 @@ def batches(members: Sequence[ZipMember]) -> Iterator[list[ZipMember]]:
 
 class StoredZip:
     """The archive as a file-like body: ``read``, ``tell``, ``seek`` (to any position; forward
-    from the start), ``len()``. Members are opened one at a time while they are read.
+    from the start), ``len()``, ``close()``.
 
     A member whose ``crc32`` is None has it computed when the archive reaches it: a member of at
     most :data:`BUFFERED` bytes is read once into memory (CRC, then sent from there), a bigger one
     is read twice (a CRC pass, then the bytes). Its local header is written then, so the archive
     still has no data descriptors; the length is known up front either way.
+
+    Built for an HTTP client that sends each block it reads (urllib3 reads ``read(blocksize)``
+    and passes the block to ``sendall``): the archive is made of pieces (a small member's local
+    header and bytes read into one buffer; a header; a block of a big member; the central
+    directory) and ``read`` returns at most the rest of the current piece, the piece itself when
+    it is read whole. So each object is copied once, from the file into its piece, as a raw
+    socket upload copies it; no blocks are joined, and memory holds one piece (at most
+    :data:`BUFFERED` bytes plus a header) at a time.
     """
 
     def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:
@@ -84,65 +92,78 @@ class StoredZip:
             raise ValueError("too much for one zip: split the members with batches()")
         self._time = _dos_time(time.time() if mtime is None else mtime)
         self._members = list(members)
+        self._names = [m.name.encode("utf-8") for m in members]
         self._crcs: list[int | None] = [m.crc32 for m in members]
         self._offsets: list[int] = []
-        self._parts: list[bytes | ZipMember | int] = []  # int: the local header of member i, built when reached
         offset = 0
-        for index, m in enumerate(members):
+        for name, m in zip(self._names, members, strict=True):
             self._offsets.append(offset)
-            self._parts += [self._local(index) if m.crc32 is not None else index, m]
-            offset += _LOCAL.size + len(m.name.encode("utf-8")) + m.size
+            offset += _LOCAL.size + len(name) + m.size
         self._central_at = offset
-        self._parts.append(-1)  # the central directory, built when reached
+        self._pieces: Generator[bytes | bytearray, None, None] | None = None
         self._reset()
 
-    def _header(self, index: int) -> tuple[bytes, int, int]:
-        m = self._members[index]
-        crc = self._crcs[index]
-        assert crc is not None
-        return m.name.encode("utf-8"), _UTF8 if not m.name.isascii() else 0, crc
-
-    def _local(self, index: int) -> bytes:
-        name, flags, crc = self._header(index)
-        size = self._members[index].size
-        return _LOCAL.pack(0x04034B50, 20, flags, 0, *self._time, crc, size, size, len(name), 0) + name
+    def _local(self, index: int, into: bytearray | None = None) -> bytes:
+        """Member ``index``'s local header (its CRC-32 known by now), or written into the start
+        of ``into`` (then ``b""``)."""
+        m, name = self._members[index], self._names[index]
+        fields = (0x04034B50, 20, 0 if m.name.isascii() else _UTF8, 0, *self._time, self._crcs[index], m.size,
+                  m.size, len(name), 0)
+        if into is None:
+            return _LOCAL.pack(*fields) + name
+        _LOCAL.pack_into(into, 0, *fields)
+        into[_LOCAL.size:_LOCAL.size + len(name)] = name
+        return b""
 
     def _central(self) -> bytes:
         central = bytearray()
         for index, m in enumerate(self._members):
-            name, flags, crc = self._header(index)
-            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, flags, 0, *self._time, crc, m.size, m.size,
-                                     len(name), 0, 0, 0, 0, 0o100644 << 16, self._offsets[index]) + name
+            name = self._names[index]
+            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, 0 if m.name.isascii() else _UTF8, 0, *self._time,
+                                     self._crcs[index], m.size, m.size, len(name), 0, 0, 0, 0, 0o100644 << 16,
+                                     self._offsets[index]) + name
         n = len(self._members)
         return bytes(central) + _END.pack(0x06054B50, 0, 0, n, n, len(central), self._central_at, 0)
 
-    def _reach(self, index: int) -> bytes:
-        """The local header of member ``index`` once its CRC-32 is known (computed now if need be)."""
-        m = self._members[index]
-        if m.crc32 is None:
-            with m.open() as handle:
-                if m.size <= BUFFERED:
-                    data = handle.read(m.size + 1)
-                    _check_size(m, len(data))
-                    self._buffer: bytes | None = data
-                    crc = zlib.crc32(data)
-                else:
-                    crc, seen = 0, 0
+    def _generate(self) -> Generator[bytes | bytearray, None, None]:
+        """The archive in pieces, each object read once (twice for a big one without its CRC)."""
+        for index, m in enumerate(self._members):
+            if m.crc32 is None and m.size <= BUFFERED:  # (again on a retry: one read, one piece)
+                head = _LOCAL.size + len(self._names[index])
+                piece = bytearray(head + m.size)
+                data = memoryview(piece)[head:]
+                with m.open() as handle:
+                    _check_size(m, _read_into(handle, data) + len(handle.read(1)))
+                self._crcs[index] = crc32(data)
+                data.release()
+                self._local(index, piece)
+                yield piece
+                continue
+            if self._crcs[index] is None:
+                crc, seen = 0, 0
+                with m.open() as handle:
                     while block := handle.read(_READ):
-                        crc, seen = zlib.crc32(block, crc), seen + len(block)
-                    _check_size(m, seen)
-            self._crcs[index] = crc
-        return self._local(index)
+                        crc, seen = crc32(block, crc), seen + len(block)
+                _check_size(m, seen)
+                self._crcs[index] = crc
+            yield self._local(index)
+            seen = 0
+            with m.open() as handle:
+                while seen < m.size and (block := handle.read(min(_READ, m.size - seen))):
+                    seen += len(block)
+                    yield block
+            _check_size(m, seen)
+        yield self._central()
 
     def __len__(self) -> int:
         return self._length
 
     def _reset(self) -> None:
-        self._index = 0
-        self._offset = 0  # within the current part
+        self.close()
         self._position = 0
-        self._handle: IO[bytes] | None = None
-        self._buffer = None
+        self._piece: bytes | bytearray = b""
+        self._offset = 0  # within the current piece
+        self._pieces = self._generate()
 
     def tell(self) -> int:
         return self._position
@@ -153,54 +174,47 @@ class StoredZip:
     def seek(self, offset: int, whence: int = 0) -> int:
         target = offset if whence == 0 else self._position + offset if whence == 1 else self._length + offset
         if target < self._position:
-            self.close()
             self._reset()
         while self._position < target:
             if not self.read(min(_READ, target - self._position)):
                 break
         return self._position
 
-    def read(self, size: int = -1) -> bytes:
-        wanted = self._length - self._position if size is None or size < 0 else size
-        out: list[bytes] = []
-        got = 0
-        while got < wanted and self._index < len(self._parts):
-            part = self._parts[self._index]
-            if isinstance(part, int):  # a header built only now
-                part = self._parts[self._index] = self._reach(part) if part >= 0 else self._central()
-            if isinstance(part, bytes):
-                chunk = part[self._offset:self._offset + wanted - got]
-                self._offset += len(chunk)
-                done = self._offset >= len(part)
-            else:
-                chunk = self._member_bytes(part, wanted - got)
-                self._offset += len(chunk)
-                done = self._offset >= part.size
-                if done:
-                    self.close()
-            out.append(chunk)
-            got += len(chunk)
-            if done:
-                self._index += 1
-                self._offset = 0
-        self._position += got
-        return out[0] if len(out) == 1 else b"".join(out)
-
-    def _member_bytes(self, part: ZipMember, most: int) -> bytes:
-        if self._buffer is not None:
-            return self._buffer[self._offset:self._offset + most]
-        if self._handle is None:
-            self._handle = part.open()
-        chunk = self._handle.read(min(most, part.size - self._offset))
-        if not chunk and self._offset < part.size:
-            _check_size(part, self._offset)
+    def read(self, size: int = -1) -> bytes | bytearray:
+        """Up to ``size`` bytes (all that is left if ``size`` is None or negative), fewer at the end
+        of a piece; empty only at the end. A piece read whole is returned as it is (a
+        ``bytearray`` for a small member: the caller must not change it)."""
+        if size is None or size < 0:
+            rest = []
+            while chunk := self.read(_READ):
+                rest.append(chunk)
+            return b"".join(rest)
+        if self._offset >= len(self._piece) and self._pieces is not None:
+            self._piece, self._offset = next(self._pieces, b""), 0
+        if self._offset == 0 and len(self._piece) <= size:
+            chunk = self._piece
+        else:
+            chunk = self._piece[self._offset:self._offset + size]
+        self._offset += len(chunk)
+        self._position += len(chunk)
         return chunk
 
     def close(self) -> None:
-        self._buffer = None
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Close the member being read (its file), if any; ``seek(0)`` starts again."""
+        if self._pieces is not None:
+            self._pieces.close()
+            self._pieces = None
+
+
+def _read_into(handle: IO[bytes], view: memoryview) -> int:
+    """Fill ``view`` from ``handle`` (several reads if a read returns less); the bytes read."""
+    got = 0
+    while got < len(view):
+        n = handle.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _check_size(member: ZipMember, seen: int) -> None:
@@ -262,3 +276,4 @@ class HashingFile:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
