@@ -19,7 +19,11 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
-from zlib import crc32
+
+try:  # zlib-ng's CRC-32 (folded with PCLMULQDQ) is ~3x zlib's: the dicom extra installs it
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - the same function, slower
+    from zlib import crc32
 
 #: Largest archive built (the classic format's 32-bit offsets, with room for headers).
 MAX_ZIP_BYTES = (1 << 32) - (1 << 26)
