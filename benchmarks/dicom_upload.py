@@ -9,8 +9,10 @@ fresh project and is measured in a child process (wall time; peak RSS from ``wai
 * ``raw loopback``: the same files read and written to a TCP socket on 127.0.0.1 whose peer
   discards them (no DICOM, no HTTP): the ceiling of any upload on this machine;
 * ``import client to a discarding HTTP sink``: dicom-upload's import path without a server
-  (headers read, stored zip streamed to a sink that discards it): what the
-  client itself costs against the raw rate;
+  (headers read before the timing, then the stored zip of each session sent by
+  ``xnatnode.importzip.zip_body`` through ``Connection.request``, the call ``--via import``
+  makes, to an HTTP sink that discards the body the way the raw peer does): what the client
+  itself costs against the raw rate. Both rows: median of PASSES passes (see PASSES);
 * ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
 * ``dicom-upload --via import``;
 * ``storescu +sd +r`` (dcmtk, one association, the files' own PatientComments route them).
@@ -22,6 +24,8 @@ RSS of each child; ``--memory-check`` also runs the import path on one session (
 files) to show that memory does not grow with the batch. Usage::
 
     .venv/bin/python benchmarks/dicom_upload.py --json benchmarks/dicom_upload.json
+    # only the raw loopback and the import client alone, alternating, 5 rounds (no server):
+    .venv/bin/python benchmarks/dicom_upload.py --client-only 5 --json benchmarks/dicom_upload_client.json
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,57 +46,89 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: The two client-side rows measure the same way: the same files (read from the page cache, warm
+#: after make_data), a peer thread in the same process that discards what arrives with
+#: ``recv(1 MiB)``, each pass timed until the peer has read everything and answered, PASSES passes,
+#: the median reported (wall and process CPU). Startup, imports and the pre-flight header reads
+#: (scan_source, which dicom-upload does before it sends) are outside the timing.
+PASSES = 5
+
 RAW_CHILD = r"""
-import os, socket, sys, threading, time
+import json, socket, sys, threading, time
 from pathlib import Path
-folder = Path(sys.argv[1])
+folder, passes = Path(sys.argv[1]), int(sys.argv[2])
 server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
 port = server.getsockname()[1]
-def sink():
-    conn, _ = server.accept()
-    while conn.recv(1 << 20):
-        pass
-t = threading.Thread(target=sink); t.start()
+def sink():  # each pass: everything read and discarded, then one byte back (as an HTTP answer)
+    while True:
+        conn, _ = server.accept()
+        while conn.recv(1 << 20):
+            pass
+        conn.sendall(b"k"); conn.close()
+threading.Thread(target=sink, daemon=True).start()
 files = sorted(p for p in folder.rglob("*.dcm"))
-t0 = time.monotonic(); total = 0
-with socket.create_connection(("127.0.0.1", port)) as out:
-    for p in files:
-        data = p.read_bytes(); total += len(data); out.sendall(data)
-t.join(); print(len(files), total, time.monotonic() - t0)
+wall, cpu = [], []
+for _ in range(passes):
+    t0, c0 = time.monotonic(), time.process_time(); total = 0
+    with socket.create_connection(("127.0.0.1", port)) as out:
+        for p in files:
+            data = p.read_bytes(); total += len(data); out.sendall(data)
+        out.shutdown(socket.SHUT_WR); out.recv(1)  # timed until the peer has it all
+    wall.append(time.monotonic() - t0); cpu.append(time.process_time() - c0)
+print(json.dumps({"files": len(files), "bytes": total, "wall_s": wall, "cpu_s": cpu}))
 """
 
 
 SINK_CHILD = r"""
-import sys, threading, time
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-import requests
+from xnatnode.client import Connection
+from xnatnode.credentials import Credentials
 from xnatnode.dicom import scan_source
-from xnatnode.client import UPLOAD_BLOCK
 from xnatnode.importzip import zip_body
 class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as XNAT: one connection for every row
+    rbufsize = 0  # headers read unbuffered, so that the body is all in the socket
     def do_POST(self):
-        left = int(self.headers["Content-Length"])  # body discarded
+        left = int(self.headers["Content-Length"])  # body discarded as the raw peer does
         while left:
-            left -= len(self.rfile.read1(min(left, 1 << 20)))
+            left -= len(self.connection.recv(min(left, 1 << 20)))
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def log_message(self, *a): pass
 server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
 threading.Thread(target=server.serve_forever, daemon=True).start()
-folders = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
-scans = [scan_source(f) for f in folders]
-t0 = time.monotonic(); files = total = 0
-class Adapter(requests.adapters.HTTPAdapter):  # the block size xnatnode's client sends with
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, blocksize=UPLOAD_BLOCK, **kwargs)
-with requests.Session() as http:
-    http.mount("http://", Adapter())
-    for scan in scans:
+folder, passes = Path(sys.argv[1]), int(sys.argv[2])
+scans = [scan_source(f) for f in sorted(p for p in folder.iterdir() if p.is_dir())]
+conn = Connection(Credentials(f"http://127.0.0.1:{server.server_address[1]}", "bench", "bench"))
+wall, cpu = [], []
+for _ in range(passes):
+    t0, c0 = time.monotonic(), time.process_time(); files = total = 0
+    for scan in scans:  # as dicom-upload's _send_import: the same request through the same client
         with zip_body(scan, scan.objects) as body:
-            http.post(f"http://127.0.0.1:{server.server_address[1]}/import", data=body).raise_for_status()
+            conn.request("POST", "/data/services/import", data=body, headers={"Content-Type": "application/zip"},
+                         params={"import-handler": "DICOM-zip", "project": "P", "subject": "S", "session": "E"})
         files += len(scan.objects); total += scan.bytes
-print(files, total, time.monotonic() - t0)
+    wall.append(time.monotonic() - t0); cpu.append(time.process_time() - c0)
+print(json.dumps({"files": files, "bytes": total, "wall_s": wall, "cpu_s": cpu}))
 """
+
+
+def client_rates(deep: Path, passes: int = PASSES) -> dict[str, dict[str, Any]]:
+    """The raw loopback rate and the import client's alone (one child each, median of ``passes``)."""
+    rows = {}
+    for name, code in (("raw loopback", RAW_CHILD), ("import client to a discarding HTTP sink", SINK_CHILD)):
+        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)])
+        if measured["exit"] != 0:
+            raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
+        got = json.loads(measured["output"].strip().splitlines()[-1])
+        seconds = statistics.median(got["wall_s"])
+        rows[name] = {"files_per_s": round(got["files"] / seconds, 1), "mb_per_s": round(got["bytes"] / 1e6 / seconds, 1),
+                      "seconds": round(seconds, 3), "cpu_s": round(statistics.median(got["cpu_s"]), 3),
+                      "passes_s": [round(s, 3) for s in got["wall_s"]], "peak_rss_mib": measured["peak_rss_mib"],
+                      "load": round(os.getloadavg()[0], 2)}
+        print(name, rows[name], flush=True)
+    return rows
 
 
 def make_data(root: Path, sessions: int, slices: int, project: str) -> int:
@@ -191,8 +228,6 @@ def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path
                 total: int) -> dict[str, Any]:
     """storescu, ``--via cstore --workers 1`` and ``--workers 4`` in turn, ``--interleaved`` rounds;
     per-run rates and medians (runs minutes apart see different loads; alternating shares it out)."""
-    import statistics
-
     n_files = args.sessions * args.slices
     names = {1: "C-STORE, 1 association", 4: "C-STORE, 4 associations"}
     runs: dict[str, list[dict[str, float]]] = {"dcmtk storescu": [], **{name: [] for name in names.values()}}
@@ -224,6 +259,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the data in this folder")
     parser.add_argument("--interleaved", type=int, metavar="ROUNDS",
                         help="only storescu and C-STORE with 1 and 4 associations, alternating, ROUNDS times (medians)")
+    parser.add_argument("--client-only", type=int, metavar="ROUNDS",
+                        help="only the raw loopback and the import client to a sink, alternating, ROUNDS times "
+                             "(medians; no server)")
     args = parser.parse_args()
 
     from xnatsim.testing import Api, running_server
@@ -239,18 +277,19 @@ def main() -> int:
         results["bytes"] = total
         print(f"{total / 1e6:.1f} MB in {deep}", flush=True)
 
-        raw = run_measured([sys.executable, "-c", RAW_CHILD, str(deep)])
-        files, nbytes, seconds = raw["output"].split()[:3]
-        results["runs"]["raw loopback"] = {"files_per_s": round(int(files) / float(seconds), 1),
-                                           "mb_per_s": round(int(nbytes) / 1e6 / float(seconds), 1),
-                                           "seconds": round(float(seconds), 3), "peak_rss_mib": raw["peak_rss_mib"]}
-        print("raw loopback", results["runs"]["raw loopback"], flush=True)
-        sink = run_measured([sys.executable, "-c", SINK_CHILD, str(deep)])
-        files, nbytes, seconds = sink["output"].split()[-3:]
-        results["runs"]["import client to a discarding HTTP sink"] = {
-            "files_per_s": round(int(files) / float(seconds), 1), "mb_per_s": round(int(nbytes) / 1e6 / float(seconds), 1),
-            "seconds": round(float(seconds), 3), "peak_rss_mib": sink["peak_rss_mib"]}
-        print("import client to a sink", results["runs"]["import client to a discarding HTTP sink"], flush=True)
+        if args.client_only:
+            rounds = [client_rates(deep) for _ in range(args.client_only)]
+            for name in rounds[0]:
+                rates = [r[name]["mb_per_s"] for r in rounds]
+                results["runs"][name] = {"rounds": [r[name] for r in rounds],
+                                         "median_mb_per_s": round(statistics.median(rates), 1)}
+            raw, client = (results["runs"][n]["median_mb_per_s"] for n in rounds[0])
+            results["client_over_raw"] = round(client / raw, 3)
+            print(f"client alone / raw loopback: {client} / {raw} MB/s = {100 * client / raw:.0f} %", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            return 0
+        results["runs"].update(client_rates(deep))
 
         with running_server(work / "xnat", in_process=False, fetch_schemas=False, dicom_port=0,
                             session_idle_seconds=args.idle) as server:
