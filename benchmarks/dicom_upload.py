@@ -114,11 +114,16 @@ print(json.dumps({"files": files, "bytes": total, "wall_s": wall, "cpu_s": cpu})
 """
 
 
-def client_rates(deep: Path, passes: int = PASSES) -> dict[str, dict[str, Any]]:
-    """The raw loopback rate and the import client's alone (one child each, median of ``passes``)."""
+def client_rates(deep: Path, passes: int = PASSES, baseline: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The raw loopback rate and the import client's alone (one child each, median of ``passes``);
+    with ``baseline`` (a checkout of another commit) also that commit's client, for an A/B."""
+    runs = [("raw loopback", RAW_CHILD, None), ("import client to a discarding HTTP sink", SINK_CHILD, None)]
+    if baseline is not None:
+        env = {**os.environ, "PYTHONPATH": str(baseline.resolve() / "shared_lib")}
+        runs.append(("import client to a discarding HTTP sink, baseline", SINK_CHILD, env))
     rows = {}
-    for name, code in (("raw loopback", RAW_CHILD), ("import client to a discarding HTTP sink", SINK_CHILD)):
-        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)])
+    for name, code, child_env in runs:
+        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)], child_env)
         if measured["exit"] != 0:
             raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
         got = json.loads(measured["output"].strip().splitlines()[-1])
@@ -262,6 +267,9 @@ def main() -> int:
     parser.add_argument("--client-only", type=int, metavar="ROUNDS",
                         help="only the raw loopback and the import client to a sink, alternating, ROUNDS times "
                              "(medians; no server)")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="with --client-only: also the import client of this checkout of another commit "
+                             "(e.g. made by git worktree add), in the same rounds")
     args = parser.parse_args()
 
     from xnatsim.testing import Api, running_server
@@ -278,14 +286,15 @@ def main() -> int:
         print(f"{total / 1e6:.1f} MB in {deep}", flush=True)
 
         if args.client_only:
-            rounds = [client_rates(deep) for _ in range(args.client_only)]
+            rounds = [client_rates(deep, baseline=args.baseline) for _ in range(args.client_only)]
+            raw = statistics.median(r["raw loopback"]["mb_per_s"] for r in rounds)
             for name in rounds[0]:
-                rates = [r[name]["mb_per_s"] for r in rounds]
-                results["runs"][name] = {"rounds": [r[name] for r in rounds],
-                                         "median_mb_per_s": round(statistics.median(rates), 1)}
-            raw, client = (results["runs"][n]["median_mb_per_s"] for n in rounds[0])
-            results["client_over_raw"] = round(client / raw, 3)
-            print(f"client alone / raw loopback: {client} / {raw} MB/s = {100 * client / raw:.0f} %", flush=True)
+                rate = statistics.median(r[name]["mb_per_s"] for r in rounds)
+                results["runs"][name] = {"rounds": [r[name] for r in rounds], "median_mb_per_s": round(rate, 1),
+                                         "of_raw": round(rate / raw, 3),
+                                         "median_cpu_s": round(statistics.median(r[name]["cpu_s"] for r in rounds), 3)}
+                print(f"{name}: median {rate:.1f} MB/s = {100 * rate / raw:.0f} % of raw, "
+                      f"CPU {results['runs'][name]['median_cpu_s']} s per pass", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
             return 0
