@@ -35,6 +35,11 @@ _UTF8 = 0x800
 _READ = 1 << 20
 #: Members up to this size whose CRC-32 is computed on the way are read once, into memory.
 BUFFERED = 16 << 20
+#: Such members in a row are read into pieces of up to this size (a bigger member is a piece of
+#: its own): one send for several small objects. Measured on 132 KB DICOM objects: 12 % less
+#: CPU than a piece per object; 1-2 MiB pieces did worse (glibc gives such blocks back to the
+#: system when they are freed and faults them in again).
+PIECE = 512 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +87,13 @@ class StoredZip:
     still has no data descriptors; the length is known up front either way.
 
     Built for an HTTP client that sends each block it reads (urllib3 reads ``read(blocksize)``
-    and passes the block to ``sendall``): the archive is made of pieces (a small member's local
-    header and bytes read into one buffer; a header; a block of a big member; the central
-    directory) and ``read`` returns at most the rest of the current piece, the piece itself when
-    it is read whole. So each object is copied once, from the file into its piece, as a raw
-    socket upload copies it; no blocks are joined, and memory holds one piece (at most
-    :data:`BUFFERED` bytes plus a header) at a time.
+    and passes the block to ``sendall``): the archive is made of pieces (small members in a row,
+    local headers and bytes, read into one buffer of up to :data:`PIECE` bytes, or one such
+    member if bigger; a header; a block of a big member; the central directory) and ``read``
+    returns at most the rest of the current piece, the piece itself when it is read whole. So
+    each object is copied once, from the file into its piece, as a raw socket upload copies it;
+    no blocks are joined, and memory holds one piece (at most :data:`BUFFERED` bytes plus a
+    header) at a time.
     """
 
     def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:
@@ -107,16 +113,16 @@ class StoredZip:
         self._pieces: Generator[bytes | bytearray, None, None] | None = None
         self._reset()
 
-    def _local(self, index: int, into: bytearray | None = None) -> bytes:
-        """Member ``index``'s local header (its CRC-32 known by now), or written into the start
-        of ``into`` (then ``b""``)."""
+    def _local(self, index: int, into: bytearray | None = None, at: int = 0) -> bytes:
+        """Member ``index``'s local header (its CRC-32 known by now), or written into ``into`` at
+        ``at`` (then ``b""``)."""
         m, name = self._members[index], self._names[index]
         fields = (0x04034B50, 20, 0 if m.name.isascii() else _UTF8, 0, *self._time, self._crcs[index], m.size,
                   m.size, len(name), 0)
         if into is None:
             return _LOCAL.pack(*fields) + name
-        _LOCAL.pack_into(into, 0, *fields)
-        into[_LOCAL.size:_LOCAL.size + len(name)] = name
+        _LOCAL.pack_into(into, at, *fields)
+        into[at + _LOCAL.size:at + _LOCAL.size + len(name)] = name
         return b""
 
     def _central(self) -> bytes:
@@ -131,16 +137,31 @@ class StoredZip:
 
     def _generate(self) -> Generator[bytes | bytearray, None, None]:
         """The archive in pieces, each object read once (twice for a big one without its CRC)."""
-        for index, m in enumerate(self._members):
-            if m.crc32 is None and m.size <= BUFFERED:  # (again on a retry: one read, one piece)
-                head = _LOCAL.size + len(self._names[index])
-                piece = bytearray(head + m.size)
-                data = memoryview(piece)[head:]
-                with m.open() as handle:
-                    _check_size(m, _read_into(handle, data) + len(handle.read(1)))
-                self._crcs[index] = crc32(data)
-                data.release()
-                self._local(index, piece)
+        index, n = 0, len(self._members)
+        while index < n:
+            m = self._members[index]
+            if m.crc32 is None and m.size <= BUFFERED:  # (again on a retry: read once, the same pieces)
+                end, total = index, 0  # the members [index, end) go into one piece
+                while end < n and self._members[end].crc32 is None and self._members[end].size <= BUFFERED:
+                    more = _LOCAL.size + len(self._names[end]) + self._members[end].size
+                    if total and total + more > PIECE:
+                        break
+                    total, end = total + more, end + 1
+                piece = bytearray(total)
+                view = memoryview(piece)
+                at = 0
+                for i in range(index, end):
+                    m = self._members[i]
+                    head = at + _LOCAL.size + len(self._names[i])
+                    data = view[head:head + m.size]
+                    with m.open() as handle:
+                        _check_size(m, _read_into(handle, data) + len(handle.read(1)))
+                    self._crcs[i] = crc32(data)
+                    data.release()
+                    self._local(i, piece, at)
+                    at = head + m.size
+                view.release()
+                index = end
                 yield piece
                 continue
             if self._crcs[index] is None:
@@ -157,6 +178,7 @@ class StoredZip:
                     seen += len(block)
                     yield block
             _check_size(m, seen)
+            index += 1
         yield self._central()
 
     def __len__(self) -> int:

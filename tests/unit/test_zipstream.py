@@ -1,6 +1,5 @@
 """xnatnode.zipstream's StoredZip as the import body: the same bytes as before it was made of
-pieces, each small member handed on in one piece, memory bounded by one member whatever the
-count, files that changed since they were scanned noticed. (Its archive validity and rewinding
+pieces, small members handed on in pieces, memory bounded by one piece whatever the count, files that changed since they were scanned noticed. (Its archive validity and rewinding
 are in test_nifti_inputs.py; XNAT's Java reading rule in test_dicom_upload_lib.py.)"""
 
 from __future__ import annotations
@@ -60,25 +59,29 @@ def test_the_archive_bytes_are_those_of_before(utc: None, monkeypatch: pytest.Mo
         assert hashlib.sha256(data).hexdigest() == BEFORE
 
 
-def test_a_small_member_is_one_piece_handed_on_whole(tmp_path: Path) -> None:
-    """An HTTP client reading 1 MiB blocks gets each object with its local header in one buffer
-    (one send each, no copy to join them), then the central directory."""
-    sizes = [132_000, 5, 0, 300_000]
+def test_small_members_are_pieces_handed_on_whole(tmp_path: Path) -> None:
+    """An HTTP client reading 1 MiB blocks gets small objects with their local headers in pieces
+    of up to PIECE bytes (one send for several, no copy to join them), a bigger one alone, then the
+    central directory."""
+    sizes = [132_000, 5, 0, 132_000, 132_000, 300_000, 600_000, 7]
     members = []
     for n, size in enumerate(sizes):
         (tmp_path / f"{n}.dcm").write_bytes(_data(size, n))
         members.append(ZipMember(f"{n:06d}.dcm", size, None, lambda p=tmp_path / f"{n}.dcm": p.open("rb")))
     body = StoredZip(members)
     reads = list(iter(lambda: body.read(1 << 20), b""))
-    assert [len(r) for r in reads[:-1]] == [30 + 10 + s for s in sizes]
+    local = [30 + 10 + s for s in sizes]
+    assert zipstream.PIECE == 512 << 10
+    assert [len(r) for r in reads[:-1]] == [sum(local[:5]), local[5], local[6], local[7]]
     assert len(reads[-1]) == len(sizes) * (46 + 10) + 22
-    body.seek(0)
+    body.seek(0)  # a retry: the same pieces
     assert body.read(100) == bytes(reads[0][:100])  # a piece read in part: what is left comes next
     assert body.read(1 << 20) == bytes(reads[0][100:])
+    assert body.read(1 << 20) == bytes(reads[1])
 
 
-def test_memory_holds_one_member_whatever_the_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    size = 256 << 10
+def test_memory_holds_one_piece_whatever_the_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    size = 300 << 10  # > PIECE / 2: one member a piece
     for n in range(40):
         (tmp_path / f"{n}.dcm").write_bytes(_data(size, n))
     monkeypatch.setattr(zipstream, "BUFFERED", 2 * size)
