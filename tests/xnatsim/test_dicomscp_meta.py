@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import UID
 from pynetdicom.dsutils import create_file_meta, encode_file_meta
-from xnatsim.dicomscp import PRIVATE_SOP_CLASSES, FileMetaEncoder
+from xnatsim.scpworker import PRIVATE_SOP_CLASSES, FileMetaEncoder
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 CT = "1.2.840.10008.5.1.4.1.1.2"

@@ -6,6 +6,9 @@ XNAT's facts (``../shared/reference/dicom-upload.md`` §1-§3) this follows:
   ``DicomSCPInstance.toMap``; the AE title does not choose the project, the receiver's settings
   (routing expressions, ``directArchive``) do; the settings are kept in ``dicomscp.json`` in the
   data folder;
+* associations are served by worker processes (:mod:`xnatsim.scpworker`, ``processes`` per
+  receiver on one listening socket), as XNAT's receiver serves them on a thread pool over all
+  cores; the workers do the network part and file each object here (:meth:`DicomService.file_received`);
 * accepted: every storage SOP class pynetdicom knows, Siemens CSA Non-Image and the Philips private
   classes of XNAT's list, in XNAT's transfer syntaxes; Verification in Implicit/Explicit LE;
 * every object is routed on its own by :func:`xnatsim.intake.identify` and filed by
@@ -26,16 +29,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
+import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
-from xnatsim import intake, prearcstore
-from xnatsim.dicomhdr import read_routing
+from xnatsim import intake, prearcstore, scpworker
 from xnatsim.intake import DicomFile, IntakeError
 from xnatsim.store import Store
 
@@ -46,32 +51,6 @@ DEFAULT_PORT = 8104
 #: XNAT's ``sessionXmlRebuilderInterval`` default (seconds).
 DEFAULT_IDLE_SECONDS = 300.0
 RECEIVED_FILE_USER = "admin"
-#: Siemens CSA Non-Image and Philips private storage classes of XNAT's ``CStoreService.CUIDS``.
-PRIVATE_SOP_CLASSES = (
-    "1.3.12.2.1107.5.9.1",
-    "1.3.46.670589.11.0.0.12.1",
-    "1.3.46.670589.11.0.0.12.2",
-    "1.3.46.670589.11.0.0.12.4",
-    "1.3.46.670589.2.5.1.1",
-)
-#: XNAT's ``DicomSCP.TSUIDS`` that pydicom names (JPIP, MPEG2, RFC2557 and XML left out).
-TRANSFER_SYNTAXES = (
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.92",  # JPEG 2000 Part 2 Lossless
-    "1.2.840.10008.1.2.4.93",  # JPEG 2000 Part 2
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-)
-VERIFICATION = "1.2.840.10008.1.1"
 SETTINGS_FILE = "dicomscp.json"
 _FIELDS_DEFAULTS: dict[str, Any] = {
     "identifier": "dicomObjectIdentifier", "fileNamer": "", "enabled": True, "customProcessing": False,
@@ -116,139 +95,60 @@ class Faults:
     delay_ms: int = 0
 
 
-def _echo(event: Any) -> int:
-    return 0x0000
-
-
-_PLAIN_UID = re.compile(r"[0-9.]{1,64}")
-
-
-class FileMetaEncoder:
-    """The encoded File Meta Information of a received object, byte for byte what pynetdicom's
-    ``encode_file_meta(event.file_meta)`` gives with the calling AE as SourceApplicationEntityTitle.
-
-    Encoding it with pydicom costs about as much as parsing the object's headers (~1 ms), and
-    only the SOP Instance UID changes between the objects of one sender, SOP class and transfer
-    syntax. So pydicom encodes one template per (SOP class, transfer syntax, AE, length of the
-    instance UID) with a placeholder UID of that length, and each object's UID is copied over the
-    placeholder (same length: same padding and group length). UIDs other than 1-64 digits and dots
-    (which pydicom might strip or pad differently) are encoded by pydicom every time.
-    """
-
-    #: templates kept at most (a receiver sees few SOP class / syntax / AE combinations)
-    LIMIT = 256
-
-    def __init__(self) -> None:
-        self._templates: dict[tuple[str, str, str, int], tuple[bytes, int]] = {}
-
-    @staticmethod
-    def encode_with_pydicom(sop_class: str, instance: str, syntax: str, calling_ae: str) -> bytes:
-        from pydicom.uid import UID
-        from pynetdicom.dsutils import create_file_meta, encode_file_meta
-
-        meta = create_file_meta(sop_class_uid=UID(sop_class), sop_instance_uid=UID(instance),
-                                transfer_syntax=UID(syntax))
-        meta.SourceApplicationEntityTitle = calling_ae
-        return encode_file_meta(meta)
-
-    def encode(self, sop_class: str, instance: str, syntax: str, calling_ae: str) -> bytes:
-        if not _PLAIN_UID.fullmatch(instance):
-            return self.encode_with_pydicom(sop_class, instance, syntax, calling_ae)
-        key = (sop_class, syntax, calling_ae, len(instance))
-        found = self._templates.get(key)
-        if found is None:
-            placeholder = "9" * len(instance)
-            template = self.encode_with_pydicom(sop_class, placeholder, syntax, calling_ae)
-            padded = placeholder.encode() + b"\0" * (len(placeholder) % 2)
-            element = b"\x02\x00\x03\x00UI" + len(padded).to_bytes(2, "little") + padded
-            offset = template.find(element)
-            if offset < 0 or template.find(element, offset + 1) >= 0:
-                return self.encode_with_pydicom(sop_class, instance, syntax, calling_ae)
-            if len(self._templates) >= self.LIMIT:
-                self._templates.clear()
-            found = self._templates[key] = (template, offset + 8)
-        template, at = found
-        return template[:at] + instance.encode() + template[at + len(instance):]
-
-
 class Receiver:
-    """One running pynetdicom SCP for a receiver definition."""
+    """One running receiver: its listening socket and the worker processes that serve it
+    (:mod:`xnatsim.scpworker`), ``processes`` of them on the one socket."""
 
-    def __init__(self, service: DicomService, settings: dict[str, Any]) -> None:
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
-        from pynetdicom.events import EventHandlerType
-
+    def __init__(self, service: DicomService, settings: dict[str, Any], processes: int) -> None:
         self.service = service
         self.settings = settings
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per message otherwise
-        ae = AE(ae_title=settings["aeTitle"])
-        ae.maximum_associations = 32
-        ae.maximum_pdu_size = 0  # no limit: big objects arrive in few PDUs (pynetdicom's reactor polls per PDU)
-        ae.require_called_aet = True
-        uids = {str(c.abstract_syntax) for c in AllStoragePresentationContexts} | set(PRIVATE_SOP_CLASSES)
-        for uid in sorted(uids):
-            ae.add_supported_context(uid, list(TRANSFER_SYNTAXES))
-        ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
-        handlers: list[EventHandlerType] = [(evt.EVT_C_STORE, self._store), (evt.EVT_C_ECHO, _echo)]
-        server = ae.start_server((service.host, int(settings["port"])), block=False, evt_handlers=handlers)
-        assert server is not None  # non-blocking start returns the server
-        self.server = server
-        self.port = int(server.server_address[1])
-        self._counts: dict[int, int] = {}
-        self._count_lock = threading.Lock()
-        self._meta = FileMetaEncoder()
+        listening = socket.create_server((service.host, int(settings["port"])), backlog=64)
+        self.port = int(listening.getsockname()[1])
+        self._listening = listening
+        address, key = service.filing_address()
+        argv = [sys.executable, "-m", "xnatsim.scpworker", str(listening.fileno()), str(settings["id"]),
+                settings["aeTitle"], address, str(service.store.tmp_dir)]
+        self.workers = [subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(listening.fileno(),))
+                        for _ in range(max(1, processes))]
+        for worker in self.workers:
+            assert worker.stdin is not None
+            worker.stdin.write(key.hex().encode() + b"\n")
+            worker.stdin.flush()
 
     def stop(self) -> None:
-        self.server.shutdown()
-
-    def _store(self, event: Any) -> int:
-        faults = self.service.faults
-        with self._count_lock:
-            key = id(event.assoc)
-            self._counts[key] = n = self._counts.get(key, 0) + 1
-            total = self.service.received = self.service.received + 1
-        if faults.abort_after and n > faults.abort_after:
-            event.assoc.abort()
-            return 0xA700
-        if faults.refuse_every and total % faults.refuse_every == 0:
-            return faults.refuse_status
-        if faults.delay_ms:
-            time.sleep(faults.delay_ms / 1000)
-        store = self.service.store
-        target = Path(store.tmp_dir) / f"cstore-{uuid.uuid4().hex}.dcm"
-        try:
-            request = event.request
-            meta = self._meta.encode(str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or ""),
-                                     str(event.context.transfer_syntax), event.assoc.requestor.ae_title)
-            data = b"".join((b"\0" * 128, b"DICM", meta, event.encoded_dataset(include_meta=False)))
-            headers = read_routing(data)  # parsed here once: the prearchive keeps them with the file
-            if headers is None or not headers.get("SOPInstanceUID") or not headers.get("StudyInstanceUID"):
-                raise IntakeError(400, "The object cannot be parsed or has no SOP/Study instance UID.")
-            target.write_bytes(data)
-            labels = intake.identify(headers, store, None, self.service.rules(self.settings))
-            self.service.receiving.add(DicomFile(target, headers), labels, user=RECEIVED_FILE_USER,
-                                       direct=bool(self.settings.get("directArchive")),
-                                       source_ae=event.assoc.requestor.ae_title)
-        except IntakeError as exc:
-            log.info("C-STORE refused (0xC000): %s", exc.message)
-            target.unlink(missing_ok=True)
-            return 0xC000
-        except Exception:
-            log.exception("C-STORE failed (0xA700)")
-            target.unlink(missing_ok=True)
-            return 0xA700
-        return 0x0000
+        """Stop the workers (their stdin closes; killed when they do not end) and close the socket."""
+        for worker in self.workers:
+            if worker.stdin is not None:
+                with contextlib.suppress(OSError):
+                    worker.stdin.close()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        self._listening.close()
 
 
 class DicomService:
-    """The site's receivers, their settings file, the receiving sessions and the builder thread."""
+    """The site's receivers, their settings file, the receiving sessions and the builder thread.
 
-    def __init__(self, store: Store, *, host: str = "127.0.0.1", idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+    ``processes``: worker processes per receiver (:mod:`xnatsim.scpworker`); they file every
+    object they receive through :meth:`file_received`, served here on one connection per
+    association thread (:meth:`filing_address`).
+    """
+
+    def __init__(self, store: Store, *, host: str = "127.0.0.1", idle_seconds: float = DEFAULT_IDLE_SECONDS,
+                 processes: int = 1) -> None:
         self.store = store
         self.host = host
         self.idle_seconds = idle_seconds
+        self.processes = processes
         self.faults = Faults()
         self.received = 0
+        self._counts: dict[str, int] = {}
+        self._count_lock = threading.Lock()
+        self._intake: tuple[Listener, bytes] | None = None
         self.receiving = prearcstore.Receiving(store)
         self.running: dict[int, Receiver] = {}
         self._lock = threading.RLock()
@@ -336,7 +236,7 @@ class DicomService:
         """Start ``settings`` when enabled (its ``port`` becomes the bound one when it was 0)."""
         if not settings.get("enabled", True):
             return
-        receiver = Receiver(self, settings)
+        receiver = Receiver(self, settings, self.processes)
         self.running[settings["id"]] = receiver
         settings["port"] = receiver.port
         self._start_builder()
@@ -356,6 +256,82 @@ class DicomService:
         with self._lock:
             for receiver_id in list(self.running):
                 self._stop_one(receiver_id)
+
+    # -- filing what the workers receive -----------------------------------------------------
+
+    def filing_address(self) -> tuple[str, bytes]:
+        """The address and key of the connection the workers file objects through (started once)."""
+        with self._lock:
+            if self._intake is None:
+                key = secrets.token_bytes(32)
+                listener = Listener(family="AF_UNIX", backlog=64, authkey=key)
+                self._intake = (listener, key)
+                threading.Thread(target=self._accept, args=(listener,), name="xnatsim-scp-intake",
+                                 daemon=True).start()
+            listener, key = self._intake
+            return str(listener.address), key
+
+    def _accept(self, listener: Listener) -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except (OSError, EOFError):
+                if self._stop.is_set():
+                    return
+                log.warning("a DICOM worker failed to connect", exc_info=True)
+                continue
+            threading.Thread(target=self._serve, args=(conn,), name="xnatsim-scp-filing", daemon=True).start()
+
+    def _serve(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    message = conn.recv()
+                except (OSError, EOFError):
+                    return
+                conn.send(self.file_received(*message))
+
+    def file_received(self, receiver_id: int, association: str, path: str | None, headers: dict[str, str] | None,
+                      source_ae: str) -> int:
+        """File one object a worker received: its DIMSE status, or :data:`scpworker.ABORT`.
+
+        ``path`` is the object written to the store's tmp folder (None when it could not be parsed
+        or has no SOP/Study instance UID); it is removed here unless it was filed.
+        """
+        faults = self.faults
+        with self._count_lock:
+            self._counts[association] = n = self._counts.get(association, 0) + 1
+            total = self.received = self.received + 1
+        status = 0x0000
+        if faults.abort_after and n > faults.abort_after:
+            status = scpworker.ABORT
+        elif faults.refuse_every and total % faults.refuse_every == 0:
+            status = faults.refuse_status
+        else:
+            if faults.delay_ms:
+                time.sleep(faults.delay_ms / 1000)
+            status = self._file(receiver_id, path, headers, source_ae)
+        if status != 0x0000 and path is not None:
+            Path(path).unlink(missing_ok=True)
+        return status
+
+    def _file(self, receiver_id: int, path: str | None, headers: dict[str, str] | None, source_ae: str) -> int:
+        receiver = self.running.get(receiver_id)
+        try:
+            if path is None or headers is None:
+                raise IntakeError(400, "The object cannot be parsed or has no SOP/Study instance UID.")
+            if receiver is None:
+                raise RuntimeError(f"receiver {receiver_id} is not running")
+            labels = intake.identify(headers, self.store, None, self.rules(receiver.settings))
+            self.receiving.add(DicomFile(Path(path), headers), labels, user=RECEIVED_FILE_USER,
+                               direct=bool(receiver.settings.get("directArchive")), source_ae=source_ae)
+        except IntakeError as exc:
+            log.info("C-STORE refused (0xC000): %s", exc.message)
+            return 0xC000
+        except Exception:
+            log.exception("C-STORE failed (0xA700)")
+            return 0xA700
+        return 0x0000
 
     def rules(self, settings: dict[str, Any]) -> intake.RoutingRules:
         """Routing rules for a receiver, cached a few seconds as newer XNAT builds do."""
@@ -393,5 +369,7 @@ class DicomService:
     def close(self) -> None:
         self._stop.set()
         self.stop_all()
+        if self._intake is not None:
+            self._intake[0].close()
         if self._builder is not None:
             self._builder.join(timeout=10)

@@ -4,10 +4,13 @@ get, without importing the server."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MAX_BODY = 4 * 1024**3
+#: worker processes per DICOM receiver: one per core, at most 4 (XNAT's receiver uses every core)
+DEFAULT_DICOM_PROCESSES = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -42,5 +45,7 @@ class ServerConfig:
     dicom_port: int | None = None
     #: AE title of that receiver
     dicom_ae: str = "XNAT"
+    #: worker processes serving each DICOM receiver's associations (:mod:`xnatsim.scpworker`)
+    dicom_processes: int = DEFAULT_DICOM_PROCESSES
     #: seconds a receiving session stays idle before it is built (XNAT's default 5 minutes)
     session_idle_seconds: float = 300.0

@@ -151,7 +151,8 @@ def _start_subprocess(folder: Path, port: int, latency_ms: float, seed: str | No
         cmd += ["--schema-cache", str(schema_cache)]
     flags = {"fail_rate": "--fail-rate", "fail_every": "--fail-every", "drop_every": "--drop-every",
              "fail_status": "--fail-status", "site_id": "--site-id", "idle_timeout": "--idle-timeout",
-             "dicom_port": "--dicom-port", "dicom_ae": "--dicom-ae", "session_idle_seconds": "--session-idle-seconds"}
+             "dicom_port": "--dicom-port", "dicom_ae": "--dicom-ae",
+             "dicom_processes": "--dicom-processes", "session_idle_seconds": "--session-idle-seconds"}
     for key, value in config.items():
         if key in flags:
             cmd += [flags[key], str(value)]

@@ -10,6 +10,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from xnatsim.serverconfig import DEFAULT_DICOM_PROCESSES
+
 if TYPE_CHECKING:
     from xnatsim.store import Store
 
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dicom-port", type=int, default=None,
                         help="also run a DICOM C-STORE receiver on this port (XNAT's is 8104; 0 = a free one)")
     parser.add_argument("--dicom-ae", default="XNAT", help="AE title of that receiver (default XNAT)")
+    parser.add_argument("--dicom-processes", type=int, default=DEFAULT_DICOM_PROCESSES,
+                        help="worker processes serving each receiver's associations "
+                             f"(default {DEFAULT_DICOM_PROCESSES}: one per core, at most 4)")
     parser.add_argument("--session-idle-seconds", type=float, default=300.0,
                         help="seconds a received DICOM session stays idle before it is built (default 300)")
     parser.add_argument("--ready-file", type=Path, default=None,
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         fail_status=args.fail_status, max_body=int(args.max_body_mb * 1024 * 1024),
         schema_cache=args.schema_cache, fetch_schemas=not args.no_fetch_schemas, site_id=args.site_id,
         strict_labels=args.strict_labels, log_requests=args.log_requests, idle_timeout=args.idle_timeout,
-        dicom_port=args.dicom_port, dicom_ae=args.dicom_ae, session_idle_seconds=args.session_idle_seconds,
+        dicom_port=args.dicom_port, dicom_ae=args.dicom_ae, dicom_processes=args.dicom_processes,
+        session_idle_seconds=args.session_idle_seconds,
     )
     try:
         server = make_server(config)

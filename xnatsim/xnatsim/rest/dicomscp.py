@@ -28,7 +28,8 @@ routes = Routes()
 def setup(app: App) -> None:
     """Create the DICOM service; start the receiver given by ``serve --dicom-port``."""
     config = app.config
-    service = DicomService(app.store, host=config.host, idle_seconds=config.session_idle_seconds)
+    service = DicomService(app.store, host=config.host, idle_seconds=config.session_idle_seconds,
+                           processes=config.dicom_processes)
     app.state["dicomscp"] = service
     app.on_close(service.close)
     if config.dicom_port is not None:
