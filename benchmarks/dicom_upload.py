@@ -44,6 +44,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from xnatsim.serverconfig import DEFAULT_DICOM_PROCESSES
+
 REPO = Path(__file__).resolve().parent.parent
 
 #: The two client-side rows measure the same way: the same files (read from the page cache, warm
@@ -250,7 +252,8 @@ def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path
                                        "median_files_per_s": round(statistics.median(r["files_per_s"] for r in rows), 1)}
                                 for name, rows in runs.items()}
     if args.json:
-        args.json.write_text(json.dumps({"files": n_files, "bytes": total, "runs": out_runs}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"files": n_files, "bytes": total, "dicom_processes": args.dicom_processes,
+                                         "runs": out_runs}, indent=2) + "\n")
     print(json.dumps(out_runs, indent=2))
     return out_runs
 
@@ -270,6 +273,9 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="with --client-only: also the import client of this checkout of another commit "
                              "(e.g. made by git worktree add), in the same rounds")
+    parser.add_argument("--dicom-processes", type=int, default=DEFAULT_DICOM_PROCESSES,
+                        help=f"xnatsim receiver worker processes (default {DEFAULT_DICOM_PROCESSES}: one per core, "
+                             "at most 4)")
     args = parser.parse_args()
 
     from xnatsim.testing import Api, running_server
@@ -278,7 +284,8 @@ def main() -> int:
     deep = work / "deep"
     n_files = args.sessions * args.slices
     results: dict[str, Any] = {"sessions": args.sessions, "slices": args.slices, "files": n_files,
-                               "idle_s": args.idle, "cpus": os.cpu_count(), "runs": {}}
+                               "idle_s": args.idle, "cpus": os.cpu_count(), "dicom_processes": args.dicom_processes,
+                               "runs": {}}
     try:
         print(f"writing {n_files} files ...", flush=True)
         total = make_data(deep, args.sessions, args.slices, "BENCH_DCMTK")
@@ -301,7 +308,7 @@ def main() -> int:
         results["runs"].update(client_rates(deep))
 
         with running_server(work / "xnat", in_process=False, fetch_schemas=False, dicom_port=0,
-                            session_idle_seconds=args.idle) as server:
+                            session_idle_seconds=args.idle, dicom_processes=args.dicom_processes) as server:
             api = Api(server)
             port = int(api.get("/xapi/dicomscp").json()[0]["port"])
             env = {**os.environ, "XNAT_HOST": server.url, "XNAT_USER": server.user, "XNAT_PASS": server.password}
