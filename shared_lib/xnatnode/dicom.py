@@ -130,9 +130,9 @@ class SourceScan:
 
 class _Opener:
     """Opens objects to be read whole (C-STORE, the import zip). A folder's files are opened
-    relative to the folder's descriptor, refusing a symbolic link in the last component as
-    :func:`_open_no_follow` does, and unbuffered (each is read whole into one buffer): a quarter of
-    the cost per file of opening ``root / name`` through a buffered reader."""
+    relative to the folder's descriptor by :func:`_open_no_follow`, and unbuffered (each is read
+    whole into one buffer): a quarter of the cost per file of opening ``root / name`` through a
+    buffered reader."""
 
     def __init__(self, source: zipfile.ZipFile | int) -> None:
         self.source = source
@@ -140,13 +140,13 @@ class _Opener:
     def open(self, name: str) -> IO[bytes]:
         if isinstance(self.source, zipfile.ZipFile):
             return self.source.open(name)
-        return open(os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=self.source), "rb", buffering=0)
+        return _open_no_follow(name, dir_fd=self.source, buffering=0)
 
 
-def _open_no_follow(path: Path) -> IO[bytes]:
-    """Open a regular file for reading, refusing a symbolic link in its last component."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    return os.fdopen(fd, "rb")
+def _open_no_follow(path: Path | str, *, dir_fd: int | None = None, buffering: int = -1) -> IO[bytes]:
+    """Open a regular file for reading (relative to the folder ``dir_fd`` when given), refusing a
+    symbolic link in its last component."""
+    return open(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd), "rb", buffering=buffering)
 
 
 def resolve_source(root: Path, source: str) -> Path:
