@@ -117,7 +117,7 @@ class StoredZip:
         """Member ``index``'s local header (its CRC-32 known by now), or written into ``into`` at
         ``at`` (then ``b""``)."""
         m, name = self._members[index], self._names[index]
-        fields = (0x04034B50, 20, 0 if m.name.isascii() else _UTF8, 0, *self._time, self._crcs[index], m.size,
+        fields = (0x04034B50, 20, _flags(m.name), 0, *self._time, self._crcs[index], m.size,
                   m.size, len(name), 0)
         if into is None:
             return _LOCAL.pack(*fields) + name
@@ -129,7 +129,7 @@ class StoredZip:
         central = bytearray()
         for index, m in enumerate(self._members):
             name = self._names[index]
-            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, 0 if m.name.isascii() else _UTF8, 0, *self._time,
+            central += _CENTRAL.pack(0x02014B50, (3 << 8) | 20, 20, _flags(m.name), 0, *self._time,
                                      self._crcs[index], m.size, m.size, len(name), 0, 0, 0, 0, 0o100644 << 16,
                                      self._offsets[index]) + name
         n = len(self._members)
@@ -232,6 +232,11 @@ class StoredZip:
             self._pieces = None
 
 
+def _flags(name: str) -> int:
+    """A member's general purpose flags: the UTF-8 bit for a name that is not ASCII."""
+    return 0 if name.isascii() else _UTF8
+
+
 def _read_into(handle: IO[bytes], view: memoryview) -> int:
     """Fill ``view`` from ``handle`` (several reads if a read returns less); the bytes read."""
     got = 0
@@ -302,4 +307,3 @@ class HashingFile:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
