@@ -32,6 +32,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from xnatsim.dicomhdr import read_routing
+
 #: answer of :meth:`DicomService.file_received` that means "abort the association" (a test fault)
 ABORT = -1
 #: Siemens CSA Non-Image and Philips private storage classes of XNAT's ``CStoreService.CUIDS``.
@@ -188,8 +190,6 @@ class Worker:
     def _store(self, event: Any) -> int:
         path: Path | None = None
         headers: dict[str, str] | None = None
-        from xnatsim.dicomhdr import read_routing
-
         try:
             request = event.request
             meta = self._meta.encode(str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or ""),
