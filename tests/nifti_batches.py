@@ -60,7 +60,6 @@ def bids_batch(root: Path, subjects: tuple[str, ...] = ("01", "02"), sessions: t
     return images
 
 
-
 def run_import(out: Path, project: str, *args: str) -> tuple[int, dict[str, Any]]:
     """``xnatnode nifti-import --project PROJECT --output OUT ARGS``: exit status and the report."""
     from xnatnode.cli import main

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.docker.conftest import enable_wrapper
 from tests.docker.cs_probe import build_probe, probe_record
 from tests.zips import zip_folder
 
@@ -270,20 +271,20 @@ def _assert_imported(server: Any, http: requests.Session, wrapper: str, backend:
     as its report says (and the Swarm run did not find them there before it)."""
     from xnatsim.seed import DEMO_PROJECT
 
+    if wrapper not in (DICOM_WRAPPER, NIFTI_WRAPPER):
+        return
     labels = {e.label for e in server.store.list_experiments(project=DEMO_PROJECT)}
     resource = f"{server.url}/data/projects/{DEMO_PROJECT}/resources"
     if wrapper == DICOM_WRAPPER:
         report = http.get(f"{resource}/DICOM_UPLOAD_REPORT/files/upload-report.json").json()
         assert [(row["session"], row["outcome"]) for row in report["rows"]] == [(f"DU_{backend}", "verified")], report
         arrived = {b for b in BACKENDS if f"DU_{b}" in labels}
-    elif wrapper == NIFTI_WRAPPER:
+    else:  # NIFTI_WRAPPER
         report = http.get(f"{resource}/IMPORT_REPORT/files/import-report.json").json()
         counts = {k: report["totals"][k] for k in ("skipped", "rejected", "conflict")}
         assert counts == dict.fromkeys(counts, 0), report["totals"]
         assert report["totals"]["imported"] > 0, report["totals"]
         arrived = {b for b in BACKENDS if sum(label.endswith(f"_nifti_{b}") for label in labels) == 2}
-    else:
-        return
     assert arrived == set(BACKENDS[:BACKENDS.index(backend) + 1]), (wrapper, backend, sorted(labels))
 
 
@@ -335,8 +336,7 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
                 if wrapper["name"] == "nifti-import-session":
                     _nifti_in_session(http, server.url, target[1], tmp_path / "nifti")
                 wid = wrapper["id"]
-                http.put(f"{server.url}/xapi/wrappers/{wid}/enabled")
-                http.put(f"{server.url}/xapi/projects/DEMO/wrappers/{wid}/enabled")
+                enable_wrapper(http, server.url, "DEMO", wid)
                 outcomes = {}
                 for backend in BACKENDS:
                     r = http.post(f"{server.url}/xapi/docker/server", json={"swarm-mode": backend == "swarm"})

@@ -18,7 +18,7 @@ import pytest
 import requests
 from xnatsim.testing import Server, running_server
 
-from tests.docker.conftest import build, wait_for_container
+from tests.docker.conftest import build, enable_wrapper, wait_for_container
 from tests.sim.label_data import CONVENTION, SESSIONS, build_project
 
 pytestmark = pytest.mark.docker
@@ -48,8 +48,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[tuple[
         (command,) = http.get(f"{server.url}/xapi/commands", params={"image": image}, timeout=30).json()
         wrappers = {w["name"]: int(w["id"]) for w in command["xnat"]}
         for wid in wrappers.values():
-            for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/LVD/wrappers/{wid}/enabled"):
-                assert http.put(server.url + path, timeout=30).status_code == 200
+            enable_wrapper(http, server.url, "LVD", wid)
         yield server, http, wrappers["label-validation-session"], wrappers["label-validation-project"]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.docker.conftest import wait_for_container
+from tests.docker.conftest import enable_wrapper, wait_for_container
 
 pytestmark = pytest.mark.docker
 
@@ -82,8 +82,7 @@ def test_no_launch_value_sends_the_token_elsewhere(
                           timeout=60).status_code == 200
         command = admin.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()[0]
         wid = command["xnat"][0]["id"]
-        for path in (f"/xapi/wrappers/{wid}/enabled", f"/xapi/projects/DEMO/wrappers/{wid}/enabled"):
-            assert admin.put(url + path, timeout=30).status_code == 200
+        enable_wrapper(admin, url, "DEMO", wid)
         server.store.add_user("owner", "owner-pw-1234")
         server.store.set_role("DEMO", "owner", "owner")
         owner = requests.Session()

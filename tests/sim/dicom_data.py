@@ -64,7 +64,6 @@ def session(folder: Path, study: str, subject: str, series: dict[str, int], *, m
     return paths
 
 
-
 def write_csv(path: Path, rows: list[tuple[str, str, str, str]], *, sep: str = ",", bom: bool = False,
               crlf: bool = False) -> Path:
     eol = "\r\n" if crlf else "\n"

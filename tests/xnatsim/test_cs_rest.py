@@ -282,6 +282,7 @@ def _created(http: requests.Session, url: str, response: requests.Response) -> d
     doc: dict[str, Any] = http.get(f"{url}/xapi/events/subscription/{sub_id}").json()
     return doc
 
+
 @pytest.mark.usefixtures("site_enabled")
 def test_event_service(server: Server, http: requests.Session, wrapper_id: int) -> None:
     url = server.url

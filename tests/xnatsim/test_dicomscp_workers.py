@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from xnatsim.testing import Api, running_server
@@ -76,7 +75,4 @@ def test_workers_end_when_xnatsim_is_killed(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGKILL)  # no clean-up code runs: the workers' stdin closes
         process.wait()
-    deadline = time.monotonic() + 20
-    while any(_alive(int(pid)) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(int(pid)) for pid in children)
+    wait_for(lambda: not any(_alive(int(pid)) for pid in children), timeout=20)
