@@ -149,13 +149,9 @@ def _as_zip_input_stream(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
                 raise zipfile.BadZipFile("only DEFLATED entries can have EXT descriptor")
 
 
-def extract(archive: Path, name: str, target: Path, *, max_bytes: int) -> list[tuple[str, Path]]:
-    """Unpack ``archive`` (named ``name``) into the empty folder ``target``; ``(relative path, file)`` pairs."""
-    return [(rel, path) for rel, path, _, _ in extract_hashed(archive, name, target, max_bytes=max_bytes)]
-
-
 def extract_hashed(archive: Path, name: str, target: Path, *, max_bytes: int) -> list[tuple[str, Path, int, str]]:
-    """Like :func:`extract`, returning ``(relative path, file, size, md5)`` (hashed while unpacking)."""
+    """Unpack ``archive`` (named ``name``) into the empty folder ``target``; ``(relative path, file,
+    size, md5)`` of each file, hashed while unpacking."""
     lowered = name.lower()
     total = 0
     out: list[tuple[str, Path, int, str]] = []

@@ -42,6 +42,7 @@ from typing import Any
 
 from xnatsim import intake, prearcstore, scpworker
 from xnatsim.intake import DicomFile, IntakeError
+from xnatsim.serverconfig import DEFAULT_DICOM_PROCESSES
 from xnatsim.store import Store
 
 log = logging.getLogger("xnatsim.dicomscp")
@@ -139,7 +140,7 @@ class DicomService:
     """
 
     def __init__(self, store: Store, *, host: str = "127.0.0.1", idle_seconds: float = DEFAULT_IDLE_SECONDS,
-                 processes: int = 1) -> None:
+                 processes: int = DEFAULT_DICOM_PROCESSES) -> None:
         self.store = store
         self.host = host
         self.idle_seconds = idle_seconds

@@ -76,7 +76,7 @@ class Entry:
     @property
     def index(self) -> Path:
         """The headers of the files placed so far (see the module doc)."""
-        return self.meta.with_name(self.meta.name[: -len(".json")] + INDEX_SUFFIX)
+        return self.meta.with_suffix(INDEX_SUFFIX)
 
     def save(self) -> None:
         data = {"row": self.row, "user": self.user, "direct": self.direct, "log": self.log,
