@@ -69,8 +69,9 @@ def startup(image: str, runs: int, process_runs: int) -> dict[str, Any]:
     """``xnatnode --version`` against ``python3 -c pass`` in ``image``: ``runs`` pairs of new
     containers, alternately, after a warm-up pair (``docker_version``, ``docker_pass``: every
     time, in seconds), then ``process_runs`` pairs of processes inside one container
-    (``process_version``, ``process_pass``: the medians). benchmarks/label_validation.py uses it
-    too."""
+    (``process_version``, ``process_pass``: the medians); ``load``: the higher load average of
+    its start and end. benchmarks/label_validation.py uses it too."""
+    load = os.getloadavg()[0]
     version_s, pass_s = [], []
     for i in range(runs + 1):
         v = timed_run(image, "--version")
@@ -82,7 +83,7 @@ def startup(image: str, runs: int, process_runs: int) -> dict[str, Any]:
         "run", "--rm", *LOCKED_DOWN, "--entrypoint", "python3", image, "-c", IN_CONTAINER, str(process_runs),
     ))
     return {"docker_version": version_s, "docker_pass": pass_s, "process_version": inside["version"],
-            "process_pass": inside["pass"]}
+            "process_pass": inside["pass"], "load": max(load, os.getloadavg()[0])}
 
 
 def main() -> int:
@@ -95,9 +96,8 @@ def main() -> int:
 
     labels = json.loads(docker("image", "inspect", args.image))[0]["Config"]["Labels"] or {}
     python_base = labels.get("org.opencontainers.image.base.name", "?")
-    load = os.getloadavg()[0]
     times = startup(args.image, args.runs, args.process_runs)
-    load = max(load, os.getloadavg()[0])
+    load = times["load"]
     version_s, pass_s = times["docker_version"], times["docker_pass"]
     inside = {"version": times["process_version"], "pass": times["process_pass"]}
 

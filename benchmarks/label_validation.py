@@ -156,14 +156,13 @@ def startup(runs: int, rounds: int) -> dict[str, Any]:
 
     out: list[dict[str, Any]] = []
     for _ in range(rounds):
-        load = os.getloadavg()[0]
         times = measure(IMAGE, runs, runs * 3)
-        out.append({"at": time.strftime("%H:%M", time.gmtime()), "load": max(load, os.getloadavg()[0]),
+        out.append({"at": time.strftime("%H:%M", time.gmtime()), "load": times["load"],
                     "docker_version": statistics.median(times["docker_version"]),
                     "docker_pass": statistics.median(times["docker_pass"]),
                     "process_version": times["process_version"], "process_pass": times["process_pass"]})
         print(json.dumps(out[-1]), flush=True)
-    return {"rounds": out}
+    return {"runs": runs, "process_runs": runs * 3, "rounds": out}
 
 
 # --------------------------------------------------------------------------- audit
@@ -303,7 +302,7 @@ def write(path: Path, event: dict[str, Any] | None, startup_result: dict[str, An
 
         def row(what: str, key: str) -> str:
             ratios = [r[f"{key}_version"] / r[f"{key}_pass"] for r in rounds]
-            mid = sorted(rounds, key=lambda r: r[f"{key}_version"] / r[f"{key}_pass"])[len(rounds) // 2]
+            mid = rounds[sorted(range(len(rounds)), key=ratios.__getitem__)[len(rounds) // 2]]
             return (f"| {what} | {mid[f'{key}_version']:.3f} s | {mid[f'{key}_pass']:.3f} s | "
                     f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |")
 
@@ -313,7 +312,8 @@ def write(path: Path, event: dict[str, Any] | None, startup_result: dict[str, An
             f"(target: within 1.5 times; `--user 4242:4242 --read-only`; {len(rounds)} rounds ending "
             f"{rounds[0]['at']}-{rounds[-1]['at']} UTC, load average {min(r['load'] for r in rounds):.1f}-"
             f"{max(r['load'] for r in rounds):.1f}; in each round the two",
-            "command lines run alternately, after one warm-up pair: 10 pairs of `docker run`, then 30 pairs of",
+            f"command lines run alternately, after one warm-up pair: {startup_result.get('runs', 10)} pairs of "
+            f"`docker run`, then {startup_result.get('process_runs', 30)} pairs of",
             "processes inside one container; the times are those of the round with the median ratio)",
             "",
             "| | `--version` | `python3 -c pass` | ratio: median of the rounds (each round) |",
