@@ -36,7 +36,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
+from multiprocessing.util import abstract_sockets_supported
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +110,7 @@ class Receiver:
         self._listening = listening
         address, key = service.filing_address()
         argv = [sys.executable, "-m", "xnatsim.scpworker", str(listening.fileno()), str(settings["id"]),
-                settings["aeTitle"], address, str(service.store.tmp_dir)]
+                settings["aeTitle"], scpworker.address_arg(address), str(service.store.tmp_dir)]
         self.workers = [subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(listening.fileno(),))
                         for _ in range(max(1, processes))]
         for worker in self.workers:
@@ -149,7 +151,7 @@ class DicomService:
         self.received = 0
         self._counts: dict[str, int] = {}
         self._count_lock = threading.Lock()
-        self._intake: tuple[Listener, bytes] | None = None
+        self._intake: tuple[Listener, str, bytes] | None = None
         self.receiving = prearcstore.Receiving(store)
         self.running: dict[int, Receiver] = {}
         self._lock = threading.RLock()
@@ -261,18 +263,25 @@ class DicomService:
     # -- filing what the workers receive -----------------------------------------------------
 
     def filing_address(self) -> tuple[str, bytes]:
-        """The address and key of the connection the workers file objects through (started once)."""
+        """The address and key of the connection the workers file objects through (started once).
+
+        Where the platform has them (Linux), an abstract AF_UNIX name: nothing on disk, so nothing
+        is left behind when xnatsim is killed (multiprocessing's own address is a socket in a
+        ``pymp-*`` folder under TMPDIR that only a clean exit removes); elsewhere that address. Any
+        local process may connect to an abstract name, so the key is what keeps them out.
+        """
         with self._lock:
             if self._intake is None:
                 key = secrets.token_bytes(32)
-                listener = Listener(family="AF_UNIX", backlog=64, authkey=key)
-                self._intake = (listener, key)
-                threading.Thread(target=self._accept, args=(listener,), name="xnatsim-scp-intake",
+                name = f"\0xnatsim-scp-{secrets.token_hex(16)}" if abstract_sockets_supported else None
+                listener = Listener(name, family="AF_UNIX", backlog=64)
+                self._intake = (listener, name or str(listener.address), key)
+                threading.Thread(target=self._accept, args=(listener, key), name="xnatsim-scp-intake",
                                  daemon=True).start()
-            listener, key = self._intake
-            return str(listener.address), key
+            _, address, key = self._intake
+            return address, key
 
-    def _accept(self, listener: Listener) -> None:
+    def _accept(self, listener: Listener, key: bytes) -> None:
         while True:
             try:
                 conn = listener.accept()
@@ -281,10 +290,22 @@ class DicomService:
                     return
                 log.warning("a DICOM worker failed to connect", exc_info=True)
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="xnatsim-scp-filing", daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, key), name="xnatsim-scp-filing",
+                             daemon=True).start()
 
-    def _serve(self, conn: Connection) -> None:
+    def _serve(self, conn: Connection, key: bytes) -> None:
+        """Answer one worker's objects, once it proved it has the key.
+
+        The key handshake is ``Listener(authkey=...)``'s, done here rather than in ``accept`` so
+        that a client that never answers holds up its own thread only, not every worker's connection.
+        """
         with conn:
+            try:
+                deliver_challenge(conn, key)
+                answer_challenge(conn, key)
+            except (AuthenticationError, OSError, EOFError):
+                log.warning("a connection to the DICOM filing socket failed the key check")
+                return
             while True:
                 try:
                     message = conn.recv()

@@ -16,8 +16,8 @@ receiver was stopped, or the xnatsim process is gone.
 
 Started by :class:`xnatsim.dicomscp.Receiver` as
 ``python -m xnatsim.scpworker FD RECEIVER_ID AE_TITLE INTAKE_ADDRESS TMP_DIR`` with the listening
-socket inherited as ``FD``; the connection's key is the first line of its stdin (hex: in neither
-the command line nor the environment).
+socket inherited as ``FD`` and ``INTAKE_ADDRESS`` written by :func:`address_arg`; the connection's
+key is the first line of its stdin (hex: in neither the command line nor the environment).
 """
 
 from __future__ import annotations
@@ -66,6 +66,20 @@ VERIFICATION = "1.2.840.10008.1.1"
 log = logging.getLogger("xnatsim.scpworker")
 
 _PLAIN_UID = re.compile(r"[0-9.]{1,64}")
+#: how an abstract AF_UNIX name (``"\0NAME"``) goes through argv, which cannot carry a NUL:
+#: ``@NAME``, as ``ss`` shows such names and Go's ``net`` package spells them
+_ABSTRACT = "@"
+
+
+def address_arg(address: str) -> str:
+    """The filing connection's AF_UNIX ``address`` as a command-line argument: an abstract name
+    as ``@NAME``, a path (absolute: multiprocessing's, never starting with ``@``) as it is."""
+    return _ABSTRACT + address[1:] if address.startswith("\0") else address
+
+
+def address_from_arg(arg: str) -> str:
+    """The address :func:`address_arg` wrote."""
+    return "\0" + arg[1:] if arg.startswith(_ABSTRACT) else arg
 
 
 class FileMetaEncoder:
@@ -219,7 +233,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     listening = socket.socket(fileno=int(fd))
     key = bytes.fromhex(sys.stdin.buffer.readline().decode())
-    Worker(int(receiver_id), ae_title, intake, key, Path(tmp_dir)).serve(listening)
+    Worker(int(receiver_id), ae_title, address_from_arg(intake), key, Path(tmp_dir)).serve(listening)
     sys.stdin.buffer.read()  # the lifeline: EOF when the receiver stops or xnatsim ends
     os._exit(0)  # no server_close: the listening socket is shared with the other workers
 
