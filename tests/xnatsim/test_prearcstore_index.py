@@ -1,7 +1,9 @@
-"""The prearchive's header index: files are parsed once, when placed; the index falls back to the file."""
+"""The prearchive's header index: files are parsed once, when placed; the index falls back to the file.
+Placing makes each scan folder once, and again when it was removed."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,3 +117,32 @@ def test_import_service_entries_are_indexed_too(store: Store, tmp_path: Path, mo
     reads = no_reads(monkeypatch)
     assert [(f.path.name, f.headers) for f in entry.files()] == on_disk(entry)
     assert reads == []
+
+
+def test_a_scan_folder_is_made_once_and_again_when_removed(store: Store, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+    mkdir = Path.mkdir
+
+    def counting(self: Path, *args: object, **kwargs: object) -> None:
+        if kwargs.get("parents"):  # not mkdir's own second try, once it made the parents
+            made.append(self)
+        mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", counting)
+    receiving = prearcstore.Receiving(store)
+    labels = Labels("P1", "S01", "S01_MR1")
+    items = dicom_files(tmp_path / "in", 7)
+    made.clear()
+    for item in items[:6]:
+        entry = receiving.add(item, labels, user="admin", direct=False)
+    assert sorted(p.relative_to(entry.folder).as_posix() for p in made if p.name == "DICOM") == [
+        "SCANS/1/DICOM", "SCANS/2/DICOM"]  # two scans of three objects each
+
+    shutil.rmtree(entry.folder / "SCANS")  # e.g. the scans deleted while the session receives
+    receiving.add(items[6], labels, user="admin", direct=False)
+    assert (entry.folder / "SCANS" / "2" / "DICOM").is_dir()
+    assert len(on_disk(entry)) == 1
+
+    with pytest.raises(FileNotFoundError):  # a missing object is an error, not a folder to make
+        receiving.add(items[6], labels, user="admin", direct=False)

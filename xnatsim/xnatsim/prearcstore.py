@@ -181,14 +181,28 @@ def _project_of(store: Store, project: str) -> str:
     return project if project and store.get_project(project) is not None else UNASSIGNED
 
 
+def _move(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, making ``target``'s folder only when the move finds it missing.
+
+    A mkdir for every received object is a syscall per C-STORE; remembering the folders made
+    could go stale (a session deleted or archived meanwhile), asking the move cannot.
+    """
+    try:
+        shutil.move(source, target)
+    except FileNotFoundError:
+        if target.parent.is_dir():
+            raise  # the source is missing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+
+
 def _place(entry: Entry, items: Iterable[DicomFile]) -> None:
     """Move ``items`` into the entry's scan folders and add their headers to its index."""
     lines: list[str] = []
     for item in items:
         rel = f"SCANS/{intake.scan_id(item.headers)}/DICOM/{intake.file_name(item.headers)}"
         target = entry.folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(item.path), target)
+        _move(item.path, target)
         st = target.stat()
         lines.append(json.dumps({"file": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                  "headers": item.headers, "md5": item.md5}) + "\n")
