@@ -141,11 +141,10 @@ _STUDY_INSTANCE_UID = 0x0020000D
 
 @functools.cache
 def _routing_tags() -> tuple[tuple[str, int], ...]:
-    """``(keyword, tag)`` of :data:`ROUTING_KEYWORDS` (pydicom's dictionary)."""
-    from pydicom.datadict import tag_for_keyword
+    """``(keyword, tag)`` of :data:`ROUTING_KEYWORDS` (pydicom's dictionary knows every one)."""
+    from pydicom.datadict import keyword_dict
 
-    tags = tuple((keyword, tag_for_keyword(keyword)) for keyword in ROUTING_KEYWORDS)
-    return tuple((keyword, tag) for keyword, tag in tags if tag is not None)
+    return tuple((keyword, keyword_dict[keyword]) for keyword in ROUTING_KEYWORDS)
 
 
 def read_routing(data: bytes | Path) -> dict[str, str] | None:
