@@ -11,7 +11,6 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -193,9 +192,3 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
-
-
-def serve() -> Iterator[FakeServer]:
-    """Generator body for a pytest fixture."""
-    with FakeServer() as server:
-        yield server

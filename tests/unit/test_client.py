@@ -50,12 +50,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     forget_secrets()
 
 
-@pytest.fixture
-def srv() -> Iterator[FakeServer]:
-    with FakeServer() as server:
-        yield server
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_http import DROP, Cut, Dribble, FakeServer, Reply, Trickle, serve
+from fake_http import DROP, Cut, Dribble, FakeServer, Reply, Trickle
 from xnatnode import client
 from xnatnode.cli import main
 from xnatnode.client import Connection, Unauthorized, Unreachable, XnatError, connect
@@ -25,9 +25,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(client, "running_in_container", lambda: False)
     yield
     forget_secrets()
-
-
-srv = pytest.fixture(serve, name="srv")
 
 
 def conn_to(server: FakeServer, **kwargs: object) -> Connection:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_http import FakeServer, Reply, Trickle, serve
+from fake_http import FakeServer, Reply, Trickle
 from xnatnode.client import _Watchdog, connect
 
 
@@ -33,9 +33,6 @@ def test_alarms_fire_in_order_and_cancelled_ones_never() -> None:
     for _ in range(200):  # a request's alarm costs no thread of its own
         dog.schedule(time.monotonic() + 60, lambda: alarm("never")).cancelled = True
     assert threading.active_count() == started
-
-
-srv = pytest.fixture(serve, name="srv")
 
 
 @pytest.mark.timeout(30)
