@@ -18,7 +18,7 @@ import pytest
 import requests
 from xnatsim.testing import Server, running_server
 
-from tests.docker.conftest import build, enable_wrapper, wait_for_container
+from tests.docker.conftest import build, enable_wrapper, launch_complete, wait_for_container
 from tests.sim.label_data import CONVENTION, SESSIONS, build_project
 
 pytestmark = pytest.mark.docker
@@ -100,13 +100,7 @@ def test_docker_run_on_a_mounted_session(image: str, sim: tuple[Server, requests
 def test_project_launch_uploads_label_check(sim: tuple[Server, requests.Session, int, int]) -> None:
     server, http, _session_wid, project_wid = sim
     url = server.url
-    r = http.post(f"{url}/xapi/projects/LVD/wrappers/{project_wid}/root/project/launch",
-                  json={"project": "/archive/projects/LVD"}, timeout=60)
-    assert r.status_code == 200, r.text
-    launched = r.json()
-    doc = wait_for_container(http, url, launched["container-id"])
-    logs = http.get(f"{url}/xapi/containers/{launched['container-id']}/logs/stderr", timeout=30).text
-    assert doc["status"].startswith("Complete"), f"{doc['status']}\n{logs[-3000:]}"
+    launch_complete(http, url, "LVD", project_wid, "project", {"project": "/archive/projects/LVD"}, server.password)
     findings = _findings(http, url, "/data/projects/LVD")
     assert findings["context"] == "project"
     assert findings["verdict"] == "fail"
