@@ -26,8 +26,8 @@ Subcommands:
              The tags and checks come from "xnatnode images" (the one image-name rule).
              "./build.sh build base" builds only the base image.
   setup      Make a fresh Debian machine ready (as root): apt-get install what is missing of
-             docker.io, debootstrap, chromium, shellcheck, dcmtk and python3-venv, and start dockerd
-             if no Docker engine answers. Idempotent.
+             docker.io, debootstrap, chromium, shellcheck, dcmtk, time and python3-venv, and start
+             dockerd if no Docker engine answers. Idempotent.
   test       Create or reuse .venv (pip install -e 'shared_lib[xnatpy]' -e xnatsim -r requirements-dev.txt),
              then run ruff, mypy and every test (pytest tests/). Docker tests run whenever the
              CI environment variable is set, and skip otherwise when Docker is unavailable.
@@ -367,6 +367,8 @@ install_missing() {
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
     # dcmtk: storescu/echoscu, the DICOM clients the receiver and dicom-upload are checked with
     command -v storescu >/dev/null 2>&1 || missing+=(dcmtk)
+    # GNU time (not the shell keyword): a benchmark child's own peak RSS (benchmarks/measure.py)
+    [[ -x /usr/bin/time ]] || missing+=(time)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     if ((${#missing[@]} > 0)); then
         say "installing ${missing[*]}"

@@ -4,7 +4,8 @@
 Data: ``--sessions`` sessions x ``--slices`` slices of 256x256 16-bit MR written by pydicom
 (default 10 x 200 = 2,000 files, ~128 KiB each). xnatsim serves REST and its C-STORE receiver
 as a subprocess on 127.0.0.1 with a short session idle time (``--idle``). Every run goes to a
-fresh project and is measured in a child process (wall time; peak RSS from ``wait4``):
+fresh project and is measured in a child process (wall time; the child's own peak RSS, by
+``measure.run_measured``):
 
 * ``raw loopback``: the same files read and written to a TCP socket on 127.0.0.1 whose peer
   discards them (no DICOM, no HTTP): the ceiling of any upload on this machine;
@@ -12,7 +13,8 @@ fresh project and is measured in a child process (wall time; peak RSS from ``wai
   (headers read before the timing, then the stored zip of each session sent by
   ``xnatnode.importzip.zip_body`` through ``Connection.request``, the call ``--via import``
   makes, to an HTTP sink that discards the body the way the raw peer does): what the client
-  itself costs against the raw rate. Both rows: median of PASSES passes (see PASSES);
+  itself costs against the raw rate. Both rows: median of PASSES passes (see PASSES); their
+  peak RSS includes the discarding peer in the same process (<= 2 MB);
 * ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
 * ``dicom-upload --via import``;
 * ``storescu +sd +r`` (dcmtk, one association, the files' own PatientComments route them).
@@ -35,15 +37,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from measure import Measured, run_measured
 from xnatsim.serverconfig import DEFAULT_DICOM_PROCESSES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,14 +126,12 @@ def client_rates(deep: Path, passes: int = PASSES, baseline: Path | None = None)
         runs.append(("import client to a discarding HTTP sink, baseline", SINK_CHILD, env))
     rows = {}
     for name, code, child_env in runs:
-        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)], child_env)
-        if measured["exit"] != 0:
-            raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
-        got = json.loads(measured["output"].strip().splitlines()[-1])
+        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)], child_env).checked(name)
+        got = json.loads(measured.stdout.strip().splitlines()[-1])
         seconds = statistics.median(got["wall_s"])
         rows[name] = {"files_per_s": round(got["files"] / seconds, 1), "mb_per_s": round(got["bytes"] / 1e6 / seconds, 1),
                       "seconds": round(seconds, 3), "cpu_s": round(statistics.median(got["cpu_s"]), 3),
-                      "passes_s": [round(s, 3) for s in got["wall_s"]], "peak_rss_mib": measured["peak_rss_mib"],
+                      "passes_s": [round(s, 3) for s in got["wall_s"]], "peak_rss_mib": measured.peak_rss_mib,
                       "load": round(os.getloadavg()[0], 2)}
         print(name, rows[name], flush=True)
     return rows
@@ -171,25 +170,6 @@ def make_data(root: Path, sessions: int, slices: int, project: str) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall time, peak RSS (MiB, from wait4) and exit status."""
-    started = time.monotonic()
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out_chunks: list[bytes] = []
-
-    def drain(stream: Any) -> None:
-        out_chunks.extend(iter(lambda: stream.read(65536), b""))
-
-    threads = [threading.Thread(target=drain, args=(s,)) for s in (process.stdout, process.stderr)]
-    for t in threads:
-        t.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    for t in threads:
-        t.join()
-    return {"wall_s": round(time.monotonic() - started, 3), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "exit": os.waitstatus_to_exitcode(status), "output": b"".join(out_chunks).decode(errors="replace")[-3000:]}
-
-
 def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: float = 900) -> float:
     """Poll until ``sessions`` sessions with ``files`` files in all are archived; returns the time."""
     deadline = time.monotonic() + timeout
@@ -206,17 +186,14 @@ def wait_archived(api: Any, project: str, sessions: int, files: int, timeout: fl
     raise RuntimeError(f"{project}: not archived in {timeout} s")
 
 
-def run_storescu(port: int, deep: Path) -> dict[str, Any]:
+def run_storescu(port: int, deep: Path) -> Measured:
     """dcmtk's storescu sending every file under ``deep`` over one association (measured)."""
-    measured = run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
-                             str(port), str(deep)])
-    if measured["exit"] != 0:
-        raise RuntimeError(f"storescu: exit {measured['exit']}\n{measured['output']}")
-    return measured
+    return run_measured(["storescu", "-aet", "DCMTK", "-aec", "XNAT", "+sd", "+r", "+sp", "*.dcm", "127.0.0.1",
+                         str(port), str(deep)]).checked("storescu")
 
 
 def run_upload(api: Any, env: dict[str, str], port: int, deep: Path, work: Path, name: str, via: str, workers: int,
-               sessions: int) -> tuple[dict[str, Any], dict[str, Any]]:
+               sessions: int) -> tuple[Measured, dict[str, Any]]:
     """``dicom-upload`` of the first ``sessions`` folders into a fresh project: (measured, report totals)."""
     project = api.new_project("BENCH")
     csv = deep / f"{project}.csv"
@@ -225,9 +202,7 @@ def run_upload(api: Any, env: dict[str, str], port: int, deep: Path, work: Path,
     out = work / f"out-{project}"
     measured = run_measured([sys.executable, "-m", "xnatnode", "dicom-upload", "--csv", str(csv), "--source-root",
                              str(deep), "--via", via, "--workers", str(workers), "--dicom-port", str(port),
-                             "--output", str(out), "--verify-timeout", "900"], env)
-    if measured["exit"] != 0:
-        raise RuntimeError(f"{name}: exit {measured['exit']}\n{measured['output']}")
+                             "--output", str(out), "--verify-timeout", "900"], env).checked(name)
     return measured, json.loads((out / "upload-report.json").read_text())["totals"]
 
 
@@ -241,7 +216,7 @@ def interleaved(api: Any, port: int, env: dict[str, str], deep: Path, work: Path
     api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
     for round_ in range(args.interleaved):
         measured = run_storescu(port, deep)
-        runs["dcmtk storescu"].append({"files_per_s": round(n_files / measured["wall_s"], 1),
+        runs["dcmtk storescu"].append({"files_per_s": round(n_files / measured.wall_s, 1),
                                        "load": round(os.getloadavg()[0], 2)})
         for workers, name in names.items():
             _, totals = run_upload(api, env, port, deep, work, name, "cstore", workers, args.sessions)
@@ -328,20 +303,20 @@ def main() -> int:
                     "files_per_s": round(totals["objects_sent"] / send_s, 1),
                     "mb_per_s": round(totals["bytes_sent"] / 1e6 / send_s, 1), "send_s": send_s,
                     "first_sent_to_last_verified_s": totals["first_sent_to_last_verified_s"],
-                    "wall_s": measured["wall_s"], "peak_rss_mib": measured["peak_rss_mib"]}
+                    "wall_s": measured.wall_s, "peak_rss_mib": measured.peak_rss_mib}
                 print(name, results["runs"][name], flush=True)
 
             if shutil.which("storescu"):
                 api.put("/data/projects/BENCH_DCMTK", params={"xsiType": "xnat:projectData"})
                 started = time.time()
                 measured = run_storescu(port, deep)
-                sent_s = measured["wall_s"]
+                sent_s = measured.wall_s
                 done = wait_archived(api, "BENCH_DCMTK", args.sessions, n_files)
                 results["runs"]["dcmtk storescu"] = {
                     "files": n_files, "files_per_s": round(n_files / sent_s, 1),
                     "mb_per_s": round(total / 1e6 / sent_s, 1), "send_s": sent_s,
                     "first_sent_to_last_verified_s": round(done - started, 3),
-                    "wall_s": sent_s, "peak_rss_mib": measured["peak_rss_mib"]}
+                    "wall_s": sent_s, "peak_rss_mib": measured.peak_rss_mib}
                 print("dcmtk storescu", results["runs"]["dcmtk storescu"], flush=True)
     finally:
         if args.keep:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from measure import run_measured
 from xnatnode import __version__
 from xnatsim.testing import Server, running_server
 
@@ -168,17 +169,6 @@ def startup(runs: int, rounds: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- audit
 
 
-def _rss_run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(wall s, exit status, peak RSS in KiB, stderr tail) of a child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - t0, proc.returncode, int(usage.ru_maxrss), err[-2000:]
-
-
 def walk(project: str, input_dir: str, limit: int) -> None:
     """The per-session REST walk (run in a child process by :func:`audit`)."""
     from xnatnode.client import connect
@@ -240,21 +230,20 @@ def audit(sessions: int, walk_sessions: int, latency_ms: float, data: Path) -> d
         out = data / "out"
         shutil.rmtree(out, ignore_errors=True)
         server.reset_stats()
-        wall, status, rss, err = _rss_run(
+        audit = run_measured(
             [sys.executable, "-m", "xnatnode", "label-validation", "--project", "LVB", "--input", mount,
-             "--output", str(out), "--log-level", "WARNING"], env)
-        assert status == 0, err
+             "--output", str(out), "--log-level", "WARNING"], env).checked("label-validation")
         served = int(server.stats()["requests"])
         doc = json.loads((out / "findings.json").read_text("utf-8"))
         server.reset_stats()
-        wwall, wstatus, wrss, werr = _rss_run(
-            [sys.executable, __file__, "--walk", mount, "--walk-sessions", str(walk_sessions)], env)
-        assert wstatus == 0, werr
+        walked = run_measured(
+            [sys.executable, __file__, "--walk", mount, "--walk-sessions", str(walk_sessions)], env).checked("walk")
         wserved = int(server.stats()["requests"])
     return {"seeded_s": seeded, "sessions": totals["sessions"], "scans": totals["scans"],
-            "wall": wall, "requests": served, "rss_kib": rss, "findings": doc["totals"],
+            "wall": audit.wall_s, "requests": served, "rss_kib": audit.peak_rss_kib, "findings": doc["totals"],
             "series_read": doc["checked"]["dicom_series"],
-            "walk": {"sessions": walk_sessions, "wall": wwall, "requests": wserved, "rss_kib": wrss}}
+            "walk": {"sessions": walk_sessions, "wall": walked.wall_s, "requests": wserved,
+                     "rss_kib": walked.peak_rss_kib}}
 
 
 # --------------------------------------------------------------------------- report

@@ -6,8 +6,8 @@ Two batches of real NIfTI-1 files (headers written by nibabel), BIDS-named, no s
 * ``large``: 20 images of 200 MB in 4 sessions (5 scans each).
 
 For each added latency (default 0 and 25 ms per request) and each batch, against an xnatsim
-subprocess on 127.0.0.1, each measured in a child process (wall time, peak RSS from ``wait4``,
-requests from ``/xnatsim/stats``):
+subprocess on 127.0.0.1, each measured in a child process (wall time, the child's own peak RSS
+by ``measure.run_measured``, requests from ``/xnatsim/stats``):
 
 * ``raw``: the batch's bytes PUT as one stream to one file of a project resource (the loopback
   upload rate: what the server and the socket can take);
@@ -26,12 +26,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
+
+from measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,22 +84,6 @@ r = requests.put(f"{url}/data/projects/{project}/resources/RAW/files/raw.bin", d
 r.raise_for_status()
 print(json.dumps({"seconds": time.monotonic() - t0, "bytes": len(body)}))
 """
-
-
-def _run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, int]:
-    """Run ``cmd``; return (wall seconds, peak RSS in KiB, stdout, exit status)."""
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - t0
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode()
-        if code != 0:
-            err.seek(0)
-            sys.stderr.write(err.read().decode()[-3000:])
-    return wall, int(usage.ru_maxrss), text, code
 
 
 def _write_header(handle: IO[bytes], shape: tuple[int, ...]) -> None:
@@ -174,10 +158,9 @@ def measure(server: Any, batch: Path, files: list[dict[str, Any]], label: str, l
     server.set_faults(latency_ms=0)
     raw_project = project("RAW")
     server.set_faults(latency_ms=latency)
-    wall, rss, out, code = _run_child([sys.executable, "-c", RAW_CHILD, server.url, server.user, server.password,
-                                       raw_project, str(listing)], env)
-    assert code == 0, "raw upload failed"
-    raw_seconds = json.loads(out)["seconds"]
+    raw = run_measured([sys.executable, "-c", RAW_CHILD, server.url, server.user, server.password,
+                        raw_project, str(listing)], env).checked("raw upload")
+    raw_seconds = json.loads(raw.stdout)["seconds"]
     result["raw"] = {"seconds": round(raw_seconds, 2), "mb_s": round(mb / raw_seconds, 1)}
     cleanup(raw_project)
 
@@ -186,10 +169,10 @@ def measure(server: Any, batch: Path, files: list[dict[str, Any]], label: str, l
     server.set_faults(latency_ms=latency)
     server.reset_stats()
     out_dir = batch.parent / f"out-{label}-{int(latency)}"
-    wall, rss, _, code = _run_child([sys.executable, "-m", "xnatnode", "nifti-import", "--project", ni_project,
-                                     "--source", str(batch), "--output", str(out_dir), "--workers", str(workers),
-                                     "--log-level", "WARNING"], env)
-    assert code == 0, f"nifti-import failed ({code})"
+    run = run_measured([sys.executable, "-m", "xnatnode", "nifti-import", "--project", ni_project,
+                        "--source", str(batch), "--output", str(out_dir), "--workers", str(workers),
+                        "--log-level", "WARNING"], env).checked("nifti-import")
+    wall = run.wall_s
     requests_made = _requests(server)
     report = json.loads((out_dir / "import-report.json").read_text())
     assert report["totals"]["imported"] == len(files), report["totals"]
@@ -199,13 +182,12 @@ def measure(server: Any, batch: Path, files: list[dict[str, Any]], label: str, l
         "seconds": round(wall, 2), "files_s": round(len(files) / wall, 1), "mb_s": round(mb / wall, 1),
         "requests": requests_made, "requests_per_scan": round(scan_requests / len(files), 2),
         "requests_per_session_other": round((requests_made - scan_requests - 1) / sessions, 2),
-        "peak_rss_mb": round(rss / 1024, 1), "of_raw": round(raw_seconds / wall, 3)}
+        "peak_rss_mb": run.peak_rss_mib, "of_raw": round(raw_seconds / wall, 3)}
     server.set_faults(latency_ms=0)
     server.reset_stats()
-    _, _, _, code = _run_child([sys.executable, "-m", "xnatnode", "nifti-import", "--project", ni_project,
-                                         "--source", str(batch), "--output", str(out_dir) + "-again",
-                                         "--workers", str(workers), "--log-level", "WARNING"], env)
-    assert code == 0, "the re-run failed"
+    run_measured([sys.executable, "-m", "xnatnode", "nifti-import", "--project", ni_project,
+                  "--source", str(batch), "--output", str(out_dir) + "-again",
+                  "--workers", str(workers), "--log-level", "WARNING"], env).checked("the re-run")
     result["nifti_import"]["rerun_requests"] = _requests(server)
     result["nifti_import"]["rerun_writes"] = sum(
         n for r, n in server.stats()["routes"].items() if r.startswith(("PUT", "POST", "DELETE")))
@@ -217,15 +199,14 @@ def measure(server: Any, batch: Path, files: list[dict[str, Any]], label: str, l
     subset_listing.write_text(json.dumps(subset))
     server.set_faults(latency_ms=latency)
     server.reset_stats()
-    wall, rss, out, code = _run_child([sys.executable, "-c", LOOP_CHILD, server.url, server.user, server.password,
-                                       loop_project, str(subset_listing)], env)
-    assert code == 0, "xnatpy loop failed"
-    loop_seconds = json.loads(out)["seconds"]
+    loop = run_measured([sys.executable, "-c", LOOP_CHILD, server.url, server.user, server.password,
+                         loop_project, str(subset_listing)], env).checked("xnatpy loop")
+    loop_seconds = json.loads(loop.stdout)["seconds"]
     scale = len(files) / len(subset)
     result["xnatpy_loop"] = {
         "seconds": round(loop_seconds * scale, 2), "measured_files": len(subset), "extrapolated": scale != 1,
         "files_s": round(len(subset) / loop_seconds, 1), "mb_s": round(mb / (loop_seconds * scale), 1),
-        "requests": round(_requests(server) * scale), "peak_rss_mb": round(rss / 1024, 1)}
+        "requests": round(_requests(server) * scale), "peak_rss_mb": loop.peak_rss_mib}
     result["speedup_vs_loop"] = round(loop_seconds * scale / result["nifti_import"]["seconds"], 1)
     cleanup(loop_project)
     server.set_faults(latency_ms=0)

@@ -3,7 +3,7 @@
 For each project size (sessions; 2 sessions per subject, 12 scans per session, one tiny file per
 scan) this seeds a fresh xnatsim data folder, serves it as a subprocess with ``--latency-ms``
 added to every request, then measures in child processes (wall time, REST requests from
-``/xnatsim/stats``, peak RSS from ``wait4``):
+``/xnatsim/stats``, the child's own peak RSS: ``measure.run_measured``):
 
 * ``project-summary --sizes rest`` (metadata listings + resource listings over REST);
 * ``project-summary --sizes mount`` (metadata listings + the archive folder as XNAT would mount it);
@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,19 +66,6 @@ with xnat.connect(url, user=user, password=password, loglevel="ERROR") as sessio
                     add(res)
 print(json.dumps({"totals": totals, "complete": complete, "seconds": time.monotonic() - t0}))
 """
-
-
-def _run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, int]:
-    """Run ``cmd``; return (wall seconds, peak RSS in KiB, stdout, exit status)."""
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - t0
-        out.seek(0)
-        text = out.read().decode()
-    return wall, int(usage.ru_maxrss), text, proc.returncode
 
 
 def seed(data_dir: Path, sessions: int) -> dict[str, Any]:
@@ -124,28 +112,29 @@ def bench_size(sessions: int, latency_ms: float, walk_budget: float, workers: in
                 cmd = [sys.executable, "-m", "xnatnode", "project-summary", "--project", project,
                        "--sizes", mode, "--workers", str(workers), "--output", str(out),
                        "--input", str(arc if mode == "mount" else Path(tmp) / "no-mount")]
-                wall, rss, _, code = _run_child(cmd, env)
+                run = run_measured(cmd, env)
                 requests = int(server.stats()["requests"])
-                summary = json.loads((out / "summary.json").read_text()) if code == 0 else {}
+                summary = json.loads((out / "summary.json").read_text()) if run.exit == 0 else {}
                 got = summary.get("totals", {})
                 result[f"summary_{mode}"] = {
-                    "seconds": round(wall, 2), "requests": requests, "peak_rss_mb": round(rss / 1024, 1),
-                    "exit": code,
+                    "seconds": round(run.wall_s, 2), "requests": requests, "peak_rss_mb": run.peak_rss_mib,
+                    "exit": run.exit,
                     "correct": all(got.get(k) == truth[k] for k in
                                    ("subjects", "sessions", "scans", "resources", "files", "bytes")),
                     "totals": got,
                 }
-                print(f"{sessions:>6} sessions  summary --sizes {mode:5}: {wall:7.2f} s "
-                      f"{requests:>7} requests {rss / 1024:6.1f} MB  exit {code}", flush=True)
+                print(f"{sessions:>6} sessions  summary --sizes {mode:5}: {run.wall_s:7.2f} s "
+                      f"{requests:>7} requests {run.peak_rss_mib:6.1f} MB  exit {run.exit}", flush=True)
             server.reset_stats()
             cmd = [sys.executable, "-c", WALK_CHILD, server.url, server.user, server.password,
                    project, str(walk_budget)]
-            wall, rss, text, code = _run_child(cmd)
+            run = run_measured(cmd)
+            wall, text = run.wall_s, run.stdout
             requests = int(server.stats()["requests"])
-            walk = json.loads(text.strip().splitlines()[-1]) if code == 0 and text.strip() else {}
+            walk = json.loads(text.strip().splitlines()[-1]) if run.exit == 0 and text.strip() else {}
             done = walk.get("totals", {}).get("sessions", 0)
             entry: dict[str, Any] = {"seconds": round(wall, 2), "requests": requests,
-                                     "peak_rss_mb": round(rss / 1024, 1), "exit": code,
+                                     "peak_rss_mb": run.peak_rss_mib, "exit": run.exit,
                                      "complete": walk.get("complete", False),
                                      "sessions_walked": done, "totals": walk.get("totals")}
             if walk and not walk["complete"] and done:
@@ -160,7 +149,7 @@ def bench_size(sessions: int, latency_ms: float, walk_budget: float, workers: in
             shown = entry.get("extrapolated_seconds", entry["seconds"])
             note = f"  (extrapolated from {done} sessions)" if "extrapolated_seconds" in entry else ""
             print(f"{sessions:>6} sessions  xnatpy walk        : {shown:7.2f} s "
-                  f"{entry.get('extrapolated_requests', requests):>7} requests {rss / 1024:6.1f} MB"
+                  f"{entry.get('extrapolated_requests', requests):>7} requests {run.peak_rss_mib:6.1f} MB"
                   f"{note}", flush=True)
     walk_s = result["walk"].get("extrapolated_seconds", result["walk"]["seconds"])
     for mode in ("rest", "mount"):
