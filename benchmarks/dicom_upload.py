@@ -275,9 +275,11 @@ def main() -> int:
                 rate = statistics.median(r[name]["mb_per_s"] for r in rounds)
                 results["runs"][name] = {"rounds": [r[name] for r in rounds], "median_mb_per_s": round(rate, 1),
                                          "of_raw": round(rate / raw, 3),
-                                         "median_cpu_s": round(statistics.median(r[name]["cpu_s"] for r in rounds), 3)}
+                                         "median_cpu_s": round(statistics.median(r[name]["cpu_s"] for r in rounds), 3),
+                                         "peak_rss_mib": max(r[name]["peak_rss_mib"] for r in rounds)}
                 print(f"{name}: median {rate:.1f} MB/s = {100 * rate / raw:.0f} % of raw, "
-                      f"CPU {results['runs'][name]['median_cpu_s']} s per pass", flush=True)
+                      f"CPU {results['runs'][name]['median_cpu_s']} s per pass, "
+                      f"peak RSS {results['runs'][name]['peak_rss_mib']} MiB", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
             return 0
