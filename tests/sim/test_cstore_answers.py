@@ -1,11 +1,13 @@
-"""dicom-upload's C-STORE associations keep every answer for the ``send_c_store`` waiting for it.
+"""dicom-upload's associations keep every DIMSE answer for the ``send_c_*`` call waiting for it.
 
-pynetdicom's reactor on a requested association can take a C-STORE-RSP off the DIMSE queue
-before ``send_c_store`` does (a race between its reactor checkpoint and ``_is_paused``), logs
-"Received unexpected C-STORE service message", and the sender waits out the DIMSE timeout: seen
-as ~30 s stalls in the benchmark against a fast receiver. This puts an answer on the queue while
-nobody waits for it: a plain pynetdicom association loses it to the reactor within milliseconds;
-one made by :func:`xnatnode.cstore._associate` keeps it.
+pynetdicom's reactor on a requested association can take an answer off the DIMSE queue before
+``send_c_*`` does (a race between its reactor checkpoint and ``_is_paused``), logs "Received
+unexpected ... service message", and the caller waits out the DIMSE timeout: seen as ~30 s
+stalls of ``send_c_store`` in the benchmark against a fast receiver. (C-STORE now goes through
+``cstore._StoreChannel``, which has its own answer queue; C-ECHO still uses ``send_c_echo``.)
+This puts an answer on the queue while nobody waits for it: a plain pynetdicom association
+loses it to the reactor within milliseconds; one made by :func:`xnatnode.cstore._associate`
+keeps it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from xnatnode.cstore import MAX_CONTEXTS, _Spool, batches, with_comment
+from xnatnode.cstore import MAX_CONTEXTS, Answer, batches, read_answer, store_request, with_comment
 from xnatnode.dicom import DicomObject, SourceError, read_header, resolve_source, scan_source
 from xnatnode.importzip import classify, zip_body
 from xnatnode.uploadmap import MapError, Row, State, read_map
@@ -83,6 +83,7 @@ def test_batches_respect_size_and_128_contexts() -> None:
 def test_with_comment_sets_patient_comments_in_the_encoded_bytes(syntax: str, old_comment: str | None) -> None:
     import pydicom
     from pydicom.uid import UID
+    from pynetdicom.dsutils import decode, encode
 
     from xnatsim import synth
 
@@ -98,24 +99,54 @@ def test_with_comment_sets_patient_comments_in_the_encoded_bytes(syntax: str, ol
 
     patched = with_comment(raw, syntax, "Project: P Subject: S Session: E")
     assert patched is not None
-    again = pydicom.dcmread(io.BytesIO(patched))
+    implicit = syntax == "1.2.840.10008.1.2"
+    again = decode(io.BytesIO(patched), implicit, True)
     assert again.PatientComments == "Project: P Subject: S Session: E"
     assert again.PixelData == ds.PixelData
     assert [e.tag for e in again if e.tag != 0x00104000] == [e.tag for e in ds if e.tag != 0x00104000]
+    ds.PatientComments = "Project: P Subject: S Session: E"
+    assert patched == encode(ds, implicit, True)  # what pynetdicom would have sent, byte for byte
     assert with_comment(raw, "1.2.840.10008.1.2.1.99", "x") is None  # deflated: decoded instead
     assert with_comment(raw[132:], syntax, "x") is None  # no Part 10 preamble
 
 
-def test_spool_holds_the_last_bytes_written_and_leaves_nothing_behind() -> None:
-    spool = _Spool()
-    path = spool.write(b"x" * 100_000)
-    assert path is not None
-    again = spool.write(b"short")
-    assert again == path
-    with open(path, "rb") as stream:
-        assert stream.read() == b"short"
-    spool.close()
-    assert spool.folder is None or not Path(spool.folder).exists()
+@pytest.mark.parametrize(("message_id", "sop_uid"), [(1, "1.2.3.45"), (65535, "1.2.826.0.1.3680043.8.498.1234567")])
+def test_store_request_is_the_command_set_pynetdicom_encodes(message_id: int, sop_uid: str) -> None:
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.dsutils import encode
+
+    request = C_STORE()
+    request.MessageID = message_id
+    request.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    request.AffectedSOPInstanceUID = sop_uid
+    request.Priority = 2
+    request.DataSet = io.BytesIO(b"\0\0")
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    assert store_request(message_id, "1.2.840.10008.5.1.4.1.1.4", sop_uid) == encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize(("status", "comment"), [(0x0000, None), (0xB007, None), (0xA900, "Bad routing"),
+                                                 (0xC000, "odd length"), (0xA700, None)])
+def test_read_answer_reads_what_pynetdicom_encodes(status: int, comment: str | None) -> None:
+    from pynetdicom.dimse_messages import C_STORE_RSP
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.dsutils import encode
+
+    answer = C_STORE()
+    answer.MessageIDBeingRespondedTo = 7
+    answer.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    answer.AffectedSOPInstanceUID = "1.2.3.45"
+    answer.Status = status
+    if comment is not None:
+        answer.ErrorComment = comment
+    message = C_STORE_RSP()
+    message.primitive_to_message(answer)
+    command = encode(message.command_set, True, True)
+    assert read_answer(command) == Answer(7, status, comment or "")
+    assert read_answer(command[:-3]) is None  # truncated
+    assert read_answer(store_request(7, "1.2.3", "1.2.3.4")) is None  # a request is no answer
 
 
 def test_zip_body_reads_like_javas_zip_input_stream(tmp_path: Path) -> None:
