@@ -168,7 +168,7 @@ def test_zip_body_reads_like_javas_zip_input_stream(tmp_path: Path) -> None:
         chunks = []
         while chunk := body.read(65536):
             assert len(chunk) <= 65536
-            chunks.append(chunk)
+            chunks.append(bytes(chunk))  # a read is valid until the next one
         data = b"".join(chunks)
         assert len(data) == len(body)
         body.seek(0)  # a retry sends the same bytes again
