@@ -136,6 +136,23 @@ class _AnswersOnly(queue.Queue[Any]):
         raise queue.Empty
 
 
+def _then(method: Callable[..., Any], signal: Callable[[], object]) -> Callable[..., Any]:
+    """``method``, then ``signal()``."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        signal()
+        return result
+    return wrapped
+
+
+def _first(action: Callable[[], object], method: Callable[..., Any]) -> Callable[..., Any]:
+    """``action()``, then ``method``."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        action()
+        return method(*args, **kwargs)
+    return wrapped
+
+
 class _EventDriven:
     """A requested association whose two pynetdicom threads wait for work instead of polling.
 
@@ -167,54 +184,28 @@ class _EventDriven:
         self.wakee.setblocking(False)
         self.ready = threading.Event()
         provider, primitives = dul.to_provider_queue, dul.to_user_queue
-        put_provider, put_primitive, transport_event = provider.put, primitives.put, dul._is_transport_event
-        kill_dul, stop_dul, kill, release, abort = dul.kill_dul, dul.stop_dul, assoc.kill, assoc.release, assoc.abort
 
-        def for_dul(item: Any, block: bool = True, timeout: float | None = None) -> None:
-            put_provider(item, block, timeout)
-            self.wake()
-
-        def for_reactor(item: Any, block: bool = True, timeout: float | None = None) -> None:
-            put_primitive(item, block, timeout)
-            self.ready.set()
-
-        def waking_kill_dul() -> None:
-            kill_dul()
-            self.wake()
-
-        def waking_stop_dul() -> bool:
+        def stop_when_idle() -> None:
             if dul.state_machine.current_state == "Sta1":  # where stop_dul stops the thread
                 dul._kill_thread = True
                 self.wake()
-            return bool(stop_dul())
 
-        def waiting_transport_event() -> bool:
-            self.wait()
-            return bool(transport_event())
-
-        def waking_kill() -> None:
-            kill()
+        def pause() -> None:  # as release and abort do first, but before the wake-up
+            assoc._reactor_checkpoint.clear()
             self.ready.set()
-
-        def pausing(method: Callable[[], None]) -> Callable[[], None]:
-            def paused() -> None:
-                assoc._reactor_checkpoint.clear()  # as the method does first, but before the wake-up
-                self.ready.set()
-                method()
-            return paused
 
         def quiet() -> bool:
             return not (primitives.queue or assoc._kill or not assoc._reactor_checkpoint.is_set())
 
-        provider.put = for_dul
-        primitives.put = for_reactor
-        dul.kill_dul = waking_kill_dul
-        dul.stop_dul = waking_stop_dul
-        dul._is_transport_event = waiting_transport_event
+        provider.put = _then(provider.put, self.wake)
+        primitives.put = _then(primitives.put, self.ready.set)
+        dul.kill_dul = _then(dul.kill_dul, self.wake)
+        dul.stop_dul = _first(stop_when_idle, dul.stop_dul)
+        dul._is_transport_event = _first(self.wait, dul._is_transport_event)
         dul._run_loop_delay = 0
-        assoc.kill = waking_kill
-        assoc.release = pausing(release)
-        assoc.abort = pausing(abort)
+        assoc.kill = _then(assoc.kill, self.ready.set)
+        assoc.release = _first(pause, assoc.release)
+        assoc.abort = _first(pause, assoc.abort)
         assoc.dimse.msg_queue = _AnswersOnly(self.ready, quiet)
 
     def wake(self) -> None:
@@ -252,10 +243,12 @@ def _release(assoc: Any) -> None:
 
 
 def _associate(ae: Any, target: Target) -> Any:
-    """``ae.associate`` to the receiver; an established association is made :class:`_EventDriven`
-    (its answers then go only to the ``send_c_*`` call waiting for them)."""
+    """``ae.associate`` to the receiver; an established association gets TCP_NODELAY
+    (:func:`_no_delay`) and is made :class:`_EventDriven` (its answers then go only to the
+    ``send_c_*`` call waiting for them)."""
     assoc = ae.associate(target.host, target.port, ae_title=target.called_ae)
     if assoc.is_established:
+        _no_delay(assoc)
         assoc.xnatnode_events = _EventDriven(assoc)
     return assoc
 
@@ -486,7 +479,7 @@ def _reencoded(raw: bytes, transfer_syntax: str, comment: str) -> bytes:
 
     dataset = pydicom.dcmread(pydicom.filebase.DicomBytesIO(raw), force=True)
     dataset.PatientComments = comment
-    syntax = UID(transfer_syntax or EXPLICIT_LE)
+    syntax = UID(transfer_syntax)
     encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
     if encoded is None:
         raise ValueError(f"pydicom cannot encode this object in {syntax}")
@@ -552,28 +545,26 @@ class Sender:
         """Send a batch over one association: (objects to retry, outcomes of the others)."""
         ae = _ae(self.target)
         for pair in sorted({(o.sop_class, o.transfer_syntax) for o in batch}):
-            ae.add_requested_context(pair[0], pair[1] or "1.2.840.10008.1.2.1")
+            ae.add_requested_context(pair[0], pair[1] or EXPLICIT_LE)
         assoc = _associate(ae, self.target)
         if not assoc.is_established:
             return batch, []
-        _no_delay(assoc)
         finished: list[Outcome] = []
         channel = _StoreChannel(assoc, self.target.timeout)
         try:
             for index, obj in enumerate(batch):
                 if not assoc.is_established:
                     return batch[index:], finished
-                context_id = channel.context(obj.sop_class, obj.transfer_syntax or EXPLICIT_LE)
+                syntax = obj.transfer_syntax or EXPLICIT_LE
+                context_id = channel.context(obj.sop_class, syntax)
                 if context_id is None:
-                    reason = (f"refused: the receiver accepted no presentation context for {obj.sop_class} "
-                              f"in {obj.transfer_syntax or EXPLICIT_LE}")
+                    reason = f"refused: the receiver accepted no presentation context for {obj.sop_class} in {syntax}"
                     finished.append(self._report(Outcome(obj.sop_uid, -1, False, reason), obj))
                     continue
                 with opener.open(obj.name) as stream:
                     raw = stream.read()
                 try:
-                    data = with_comment(raw, obj.transfer_syntax, comment) or _reencoded(raw, obj.transfer_syntax,
-                                                                                         comment)
+                    data = with_comment(raw, syntax, comment) or _reencoded(raw, syntax, comment)
                 except Exception as exc:  # pydicom's many errors: this object only, the rest go on
                     reason = f"refused: cannot be encoded for sending: {exc}"
                     finished.append(self._report(Outcome(obj.sop_uid, -1, False, reason), obj))

@@ -90,14 +90,14 @@ class StoredZip:
 
     Built for an HTTP client that sends each block it reads (urllib3 reads ``read(blocksize)``
     and passes the block to ``sendall``): the archive is made of pieces (small members in a row,
-    local headers and bytes, read into one buffer of up to :data:`PIECE` bytes, or one such
-    member if bigger; a header; a block of a big member; the central directory) and ``read``
-    returns at most the rest of the current piece, the piece itself when it is read whole. So
-    each object is copied once, from the file into its piece, as a raw socket upload copies it;
-    no blocks are joined, and memory holds one piece (at most :data:`BUFFERED` bytes plus a
-    header) at a time. The pieces of small members are all built in one buffer of :data:`PIECE`
-    bytes (no zeroed allocation, page faults and release per piece), so what ``read`` returns is
-    valid until the next ``read``: send or copy it first, as an HTTP client does.
+    local headers and bytes, up to :data:`PIECE` bytes, or one such member if bigger; a header;
+    a block of a big member; the central directory) and ``read`` returns at most the rest of the
+    current piece, the piece itself when it is read whole. So each object is copied once, from
+    the file into its piece, as a raw socket upload copies it; no blocks are joined, and memory
+    holds one piece (at most :data:`BUFFERED` bytes plus a header) at a time. Every piece of
+    small members up to :data:`PIECE` bytes is built in the same reused buffer (no zeroed
+    allocation, page faults and release per piece), so what ``read`` returns is valid until the
+    next ``read``: send or copy it first, as an HTTP client does.
     """
 
     def __init__(self, members: Sequence[ZipMember], *, mtime: float | None = None) -> None:

@@ -324,7 +324,6 @@ class DicomService:
         with self._count_lock:
             self._counts[association] = n = self._counts.get(association, 0) + 1
             total = self.received = self.received + 1
-        status = 0x0000
         if faults.abort_after and n > faults.abort_after:
             status = scpworker.ABORT
         elif faults.refuse_every and total % faults.refuse_every == 0:
