@@ -13,8 +13,11 @@ fresh project and is measured in a child process (wall time; the child's own pea
   (headers read before the timing, then the stored zip of each session sent by
   ``xnatnode.importzip.zip_body`` through ``Connection.request``, the call ``--via import``
   makes, to an HTTP sink that discards the body the way the raw peer does): what the client
-  itself costs against the raw rate. Both rows: median of PASSES passes (see PASSES); their
-  peak RSS includes the discarding peer in the same process (<= 2 MB);
+  itself costs against the raw rate;
+* ``import client to a sink that keeps the body and its MD5``: the same client to a sink that
+  writes the body to a file and computes its MD5 on the way (see KEEPING_SINK): the ceiling of
+  the end-to-end import path, whatever the server, on this machine. These three rows: median of
+  PASSES passes (see PASSES); their peak RSS includes the peer in the same process (<= 2 MB);
 * ``dicom-upload --via cstore --workers 1`` and ``--workers 4``;
 * ``dicom-upload --via import``;
 * ``storescu +sd +r`` (dcmtk, one association, the files' own PatientComments route them).
@@ -26,7 +29,7 @@ RSS of each child; ``--memory-check`` also runs the import path on one session (
 files) to show that memory does not grow with the batch. Usage::
 
     .venv/bin/python benchmarks/dicom_upload.py --json benchmarks/dicom_upload.json
-    # only the raw loopback and the import client alone, alternating, 5 rounds (no server):
+    # only the raw loopback and the import client to the two sinks, alternating, 5 rounds (no server):
     .venv/bin/python benchmarks/dicom_upload.py --client-only 5 --json benchmarks/dicom_upload_client.json
 """
 
@@ -83,25 +86,32 @@ print(json.dumps({"files": len(files), "bytes": total, "wall_s": wall, "cpu_s": 
 
 
 SINK_CHILD = r"""
-import json, sys, threading, time
+import hashlib, json, shutil, sys, tempfile, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xnatnode.client import Connection
 from xnatnode.credentials import Credentials
 from xnatnode.dicom import scan_source
 from xnatnode.importzip import zip_body
+folder, passes, keep = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "keep"
+kept = Path(tempfile.mkdtemp(prefix="sink-"))
 class Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as XNAT: one connection for every row
     rbufsize = 0  # headers read unbuffered, so that the body is all in the socket
     def do_POST(self):
-        left = int(self.headers["Content-Length"])  # body discarded as the raw peer does
-        while left:
-            left -= len(self.connection.recv(min(left, 1 << 20)))
+        left, buf = int(self.headers["Content-Length"]), bytearray(1 << 20)
+        out = tempfile.NamedTemporaryFile(dir=kept, delete=False) if keep else None
+        digest = hashlib.md5() if keep else None
+        while left:  # discarded as the raw peer does, or kept: written to a file and hashed
+            n = self.connection.recv_into(buf, min(left, len(buf))); left -= n
+            if out is not None and digest is not None:
+                out.write(memoryview(buf)[:n]); digest.update(memoryview(buf)[:n])
+        if out is not None:
+            out.close()
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def log_message(self, *a): pass
 server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
 threading.Thread(target=server.serve_forever, daemon=True).start()
-folder, passes = Path(sys.argv[1]), int(sys.argv[2])
 scans = [scan_source(f) for f in sorted(p for p in folder.iterdir() if p.is_dir())]
 conn = Connection(Credentials(f"http://127.0.0.1:{server.server_address[1]}", "bench", "bench"))
 wall, cpu = [], []
@@ -113,20 +123,30 @@ for _ in range(passes):
                          params={"import-handler": "DICOM-zip", "project": "P", "subject": "S", "session": "E"})
         files += len(scan.objects); total += scan.bytes
     wall.append(time.monotonic() - t0); cpu.append(time.process_time() - c0)
+    shutil.rmtree(kept); kept.mkdir()  # outside the timing
+shutil.rmtree(kept)
 print(json.dumps({"files": files, "bytes": total, "wall_s": wall, "cpu_s": cpu}))
 """
+
+
+#: The least any import service keeps up with: the body written to a file and its MD5 computed
+#: on the way (XNAT's ``checksums`` site preference, on by default, gives every archived file an
+#: MD5 digest), nothing parsed, nothing extracted. A ceiling for the end-to-end import path.
+KEEPING_SINK = "import client to a sink that keeps the body and its MD5"
 
 
 def client_rates(deep: Path, passes: int = PASSES, baseline: Path | None = None) -> dict[str, dict[str, Any]]:
     """The raw loopback rate and the import client's alone (one child each, median of ``passes``);
     with ``baseline`` (a checkout of another commit) also that commit's client, for an A/B."""
-    runs = [("raw loopback", RAW_CHILD, None), ("import client to a discarding HTTP sink", SINK_CHILD, None)]
+    runs = [("raw loopback", RAW_CHILD, "-", None),
+            ("import client to a discarding HTTP sink", SINK_CHILD, "discard", None),
+            (KEEPING_SINK, SINK_CHILD, "keep", None)]
     if baseline is not None:
         env = {**os.environ, "PYTHONPATH": str(baseline.resolve() / "shared_lib")}
-        runs.append(("import client to a discarding HTTP sink, baseline", SINK_CHILD, env))
+        runs.append(("import client to a discarding HTTP sink, baseline", SINK_CHILD, "discard", env))
     rows = {}
-    for name, code, child_env in runs:
-        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes)], child_env).checked(name)
+    for name, code, mode, child_env in runs:
+        measured = run_measured([sys.executable, "-c", code, str(deep), str(passes), mode], child_env).checked(name)
         got = json.loads(measured.stdout.strip().splitlines()[-1])
         seconds = statistics.median(got["wall_s"])
         rows[name] = {"files_per_s": round(got["files"] / seconds, 1), "mb_per_s": round(got["bytes"] / 1e6 / seconds, 1),
@@ -243,7 +263,7 @@ def main() -> int:
     parser.add_argument("--interleaved", type=int, metavar="ROUNDS",
                         help="only storescu and C-STORE with 1 and 4 associations, alternating, ROUNDS times (medians)")
     parser.add_argument("--client-only", type=int, metavar="ROUNDS",
-                        help="only the raw loopback and the import client to a sink, alternating, ROUNDS times "
+                        help="only the raw loopback and the import client to the two sinks, alternating, ROUNDS times "
                              "(medians; no server)")
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="with --client-only: also the import client of this checkout of another commit "
