@@ -218,6 +218,10 @@ def test_refused_objects_and_dropped_associations(server: Server, api: Api, port
     assert dropped[0] == 0
     assert -1 in dropped[1:]
     assert wait_for(lambda: scans(server, project, "G_MR1"))
+    # every association above has ended, and with it its count of objects (kept per association
+    # for abort_after): a long-running receiver keeps none of them
+    assert server.app is not None
+    assert wait_for(lambda: not server.app.state["dicomscp"]._counts, timeout=10)  # type: ignore[union-attr]
 
 
 def test_unknown_called_ae_is_rejected(port: int, tmp_path: Path) -> None:

@@ -306,12 +306,19 @@ class DicomService:
             except (AuthenticationError, OSError, EOFError):
                 log.warning("a connection to the DICOM filing socket failed the key check")
                 return
-            while True:
-                try:
-                    message = conn.recv()
-                except (OSError, EOFError):
-                    return
-                conn.send(self.file_received(*message))
+            seen: set[str] = set()
+            try:
+                while True:
+                    try:
+                        message = conn.recv()
+                    except (OSError, EOFError):
+                        return
+                    seen.add(message[1])
+                    conn.send(self.file_received(*message))
+            finally:  # a worker's connection lasts as long as its association: so does the count
+                with self._count_lock:
+                    for association in seen:
+                        self._counts.pop(association, None)
 
     def file_received(self, receiver_id: int, association: str, path: str | None, headers: dict[str, str] | None,
                       source_ae: str) -> int:
