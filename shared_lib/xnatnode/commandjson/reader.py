@@ -9,7 +9,9 @@ The reader mirrors how XNAT's Jackson mapper reads the JSON (spec A.1): unknown 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from xnatnode.commandjson.findings import Finding, error, pointer, warning
 from xnatnode.commandjson.model import (
@@ -72,6 +74,8 @@ _HANDLER_KEYS = frozenset(
 _SECRET_KEYS = frozenset({"source", "destination"})
 _SECRET_PART_KEYS = frozenset({"type", "identifier"})
 
+_T = TypeVar("_T")
+
 _JSON_KIND = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
 
 
@@ -87,6 +91,18 @@ def _number_text(value: int | float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return repr(value)
     return str(value)
+
+
+def _scalar_text(value: object) -> str | None:
+    """The string Jackson makes of a JSON scalar (``true`` -> ``"true"``, ``1`` -> ``"1"``);
+    None for anything else (null, an object, an array)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _number_text(value)
+    return None
 
 
 class _Reader:
@@ -124,12 +140,10 @@ class _Reader:
         value = self.raw.get(key)
         if value is None or isinstance(value, str):
             return value
-        if isinstance(value, bool):
+        text = _scalar_text(value)
+        if text is not None:
             self._coerced(key, value, "a string")
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            self._coerced(key, value, "a string")
-            return _number_text(value)
+            return text
         self.fail(key, "a string", value)
         return None
 
@@ -196,15 +210,11 @@ class _Reader:
             return []
         out: list[str] = []
         for item in value:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, bool):
-                out.append("true" if item else "false")
-            elif isinstance(item, int | float):
-                out.append(_number_text(item))
-            else:
+            text = _scalar_text(item)
+            if text is None:
                 self.fail(key, "an array of strings", value)
                 return []
+            out.append(text)
         return out
 
     def mapping(self, key: str) -> dict[str, str] | None:
@@ -216,15 +226,11 @@ class _Reader:
             return None
         out: dict[str, str] = {}
         for name, item in value.items():
-            if isinstance(item, str):
-                out[name] = item
-            elif isinstance(item, bool):
-                out[name] = "true" if item else "false"
-            elif isinstance(item, int | float):
-                out[name] = _number_text(item)
-            else:
+            text = _scalar_text(item)
+            if text is None:
                 self.fail(key, "an object whose values are strings", item)
                 return None
+            out[name] = text
         return out
 
     def objects(self, key: str) -> list[tuple[dict[str, Any], str]]:
@@ -257,6 +263,31 @@ class _Reader:
             )
             return ""
         return self.text("name") or ""
+
+    def null_name(self, what: str) -> None:
+        """``name`` missing where XNAT's model holds null (outputs, handlers): its validation fails."""
+        self.failed = True
+        self.findings.append(
+            error(
+                "E-PARSE",
+                f'{what} has no "name": XNAT\'s validation fails with an internal error (null '
+                "name) instead of a message.",
+                self.loc,
+                source="xnatnode",
+            )
+        )
+
+    def each(
+        self, key: str, read: Callable[[dict[str, Any], str, list[Finding]], tuple[_T, bool]],
+        into: list[_T],
+    ) -> bool:
+        """Reads every object of the array ``key`` with ``read`` into ``into``; True if one failed."""
+        failed = False
+        for item_raw, item_loc in self.objects(key):
+            item, bad = read(item_raw, item_loc, self.findings)
+            into.append(item)
+            failed |= bad
+        return failed
 
     def unknown_keys(self, known: frozenset[str], what: str) -> None:
         for key in self.raw:
@@ -317,21 +348,12 @@ def _read_output(raw: dict[str, Any], loc: str, out: list[Finding]) -> tuple[Out
     r.text("description")
     r.unknown_keys(_OUTPUT_KEYS, "output")
     if item.name is None:
-        r.failed = True
-        out.append(
-            error(
-                "E-PARSE",
-                'An output has no "name": XNAT\'s validation fails with an internal error '
-                "(null name) instead of a message.",
-                loc,
-                source="xnatnode",
-            )
-        )
+        r.null_name("An output")
     return item, r.failed
 
 
 def _read_wrapper_input(
-    raw: dict[str, Any], loc: str, kind: Literal["external", "derived"], out: list[Finding]
+    raw: dict[str, Any], loc: str, out: list[Finding], *, kind: Literal["external", "derived"]
 ) -> tuple[WrapperInput, bool]:
     r = _Reader(raw, loc, out)
     item = WrapperInput(
@@ -362,7 +384,7 @@ def _read_wrapper_input(
 
 
 def _read_handler(
-    raw: dict[str, Any], loc: str, route: Route, out: list[Finding]
+    raw: dict[str, Any], loc: str, out: list[Finding], *, route: Route
 ) -> tuple[OutputHandler, bool]:
     r = _Reader(raw, loc, out)
     parent = r.text("as-a-child-of")
@@ -386,21 +408,12 @@ def _read_handler(
     known = _HANDLER_KEYS if route != "update" else _HANDLER_KEYS - {"as-a-child-of-wrapper-input"}
     r.unknown_keys(known, "output handler")
     if item.name is None:
-        r.failed = True
-        out.append(
-            error(
-                "E-PARSE",
-                'An output handler has no "name": XNAT\'s validation fails with an internal '
-                "error (null name) instead of a message.",
-                loc,
-                source="xnatnode",
-            )
-        )
+        r.null_name("An output handler")
     return item, r.failed
 
 
 def _read_wrapper(
-    raw: dict[str, Any], loc: str, route: Route, out: list[Finding]
+    raw: dict[str, Any], loc: str, out: list[Finding], *, route: Route
 ) -> tuple[Wrapper, bool]:
     r = _Reader(raw, loc, out)
     wrapper = Wrapper(
@@ -410,19 +423,13 @@ def _read_wrapper(
         description=r.text("description"),
         contexts=list(dict.fromkeys(r.texts("contexts"))),
     )
-    failed = False
-    for item_raw, item_loc in r.objects("external-inputs"):
-        item, bad = _read_wrapper_input(item_raw, item_loc, "external", out)
-        wrapper.external_inputs.append(item)
-        failed |= bad
-    for item_raw, item_loc in r.objects("derived-inputs"):
-        item, bad = _read_wrapper_input(item_raw, item_loc, "derived", out)
-        wrapper.derived_inputs.append(item)
-        failed |= bad
-    for item_raw, item_loc in r.objects("output-handlers"):
-        handler, bad = _read_handler(item_raw, item_loc, route, out)
-        wrapper.output_handlers.append(handler)
-        failed |= bad
+    failed = r.each(
+        "external-inputs", partial(_read_wrapper_input, kind="external"), wrapper.external_inputs
+    )
+    failed |= r.each(
+        "derived-inputs", partial(_read_wrapper_input, kind="derived"), wrapper.derived_inputs
+    )
+    failed |= r.each("output-handlers", partial(_read_handler, route=route), wrapper.output_handlers)
     r.unknown_keys(_WRAPPER_KEYS, "wrapper")
     return wrapper, failed or r.failed
 
@@ -527,27 +534,11 @@ def read_command(
         cmd.image, cmd.image_as_written = default_tag(pulled_image), pulled_image
     else:
         cmd.image = default_tag(written)
-    failed = False
-    for item_raw, item_loc in r.objects("mounts"):
-        mount, bad = _read_mount(item_raw, item_loc, findings)
-        cmd.mounts.append(mount)
-        failed |= bad
-    for item_raw, item_loc in r.objects("inputs"):
-        item, bad = _read_input(item_raw, item_loc, findings)
-        cmd.inputs.append(item)
-        failed |= bad
-    for item_raw, item_loc in r.objects("outputs"):
-        output, bad = _read_output(item_raw, item_loc, findings)
-        cmd.outputs.append(output)
-        failed |= bad
-    for item_raw, item_loc in r.objects("xnat"):
-        wrapper, bad = _read_wrapper(item_raw, item_loc, route, findings)
-        cmd.wrappers.append(wrapper)
-        failed |= bad
-    for item_raw, item_loc in r.objects("secrets"):
-        secret, bad = _read_secret(item_raw, item_loc, findings)
-        cmd.secrets.append(secret)
-        failed |= bad
+    failed = r.each("mounts", _read_mount, cmd.mounts)
+    failed |= r.each("inputs", _read_input, cmd.inputs)
+    failed |= r.each("outputs", _read_output, cmd.outputs)
+    failed |= r.each("xnat", partial(_read_wrapper, route=route), cmd.wrappers)
+    failed |= r.each("secrets", _read_secret, cmd.secrets)
     known = _COMMAND_KEYS - ({"ipcMode"} if route == "update" else set())
     r.unknown_keys(known, "top-level")
     return (None if failed or r.failed else cmd), findings
