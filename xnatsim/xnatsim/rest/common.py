@@ -1,9 +1,11 @@
-"""Shared by the REST modules: URL families, resolving path parameters to objects, access checks."""
+"""Shared by the REST modules: URL families, resolving path parameters to objects, access checks, bodies."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from xnatsim import access
 from xnatsim.access import Action
@@ -138,6 +140,19 @@ def id_response(value: str, created: bool) -> tuple[int, str]:
 
 #: the largest form-encoded body an object PUT reads
 MAX_FORM_BODY = 1024**2
+#: the largest JSON body of a settings or control request
+MAX_JSON_OBJECT_BODY = 1 << 16
+
+
+def json_object_body(request: Request) -> dict[str, Any]:
+    """The JSON object a settings or control request sends (an empty body is ``{}``); 400 otherwise."""
+    try:
+        values = json.loads(request.read_body(MAX_JSON_OBJECT_BODY) or b"{}")
+    except ValueError as exc:
+        raise HTTPError(400, f"Body must be a JSON object: {exc}") from exc
+    if not isinstance(values, dict):
+        raise HTTPError(400, "Body must be a JSON object.")
+    return values
 
 
 def read_put_body(request: Request) -> None:

@@ -6,8 +6,7 @@ made and switch faults on and off on a running server.
 
 from __future__ import annotations
 
-import json
-
+from xnatsim.rest.common import json_object_body
 from xnatsim.routing import HTTPError, Request, Response, Routes
 
 routes = Routes()
@@ -32,12 +31,7 @@ def get_faults(request: Request) -> Response:
 @routes.route("POST", "/xnatsim/faults", auth="public")
 @routes.route("PUT", "/xnatsim/faults", auth="public")
 def set_faults(request: Request) -> Response:
-    try:
-        values = json.loads(request.read_body(1 << 16) or b"{}")
-    except ValueError as exc:
-        raise HTTPError(400, f"Body must be a JSON object: {exc}") from exc
-    if not isinstance(values, dict):
-        raise HTTPError(400, "Body must be a JSON object.")
+    values = json_object_body(request)
     try:
         return Response.json(request.app.controls.set_faults(values))
     except ValueError as exc:

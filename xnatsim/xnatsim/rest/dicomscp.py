@@ -10,11 +10,11 @@ The receivers themselves live in :mod:`xnatsim.dicomscp`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from xnatsim.dicomscp import DicomService, SettingsError
+from xnatsim.rest.common import json_object_body
 from xnatsim.routing import HTTPError, Request, Response, Routes
 
 if TYPE_CHECKING:
@@ -44,16 +44,6 @@ def service(request: Request) -> DicomService:
 def _admin(request: Request) -> None:
     if not request.store.is_admin(request.require_user()):
         raise HTTPError(403, "Only site administrators can change DICOM receivers.")
-
-
-def _body(request: Request) -> dict[str, Any]:
-    try:
-        values = json.loads(request.read_body(1 << 16) or b"{}")
-    except ValueError as exc:
-        raise HTTPError(400, f"Body must be a JSON object: {exc}") from exc
-    if not isinstance(values, dict):
-        raise HTTPError(400, "Body must be a JSON object.")
-    return values
 
 
 def _id(request: Request) -> int:
@@ -86,7 +76,7 @@ def get_one(request: Request) -> Response:
 def create(request: Request) -> Response:
     _admin(request)
     try:
-        return Response.json(service(request).create(_body(request)))
+        return Response.json(service(request).create(json_object_body(request)))
     except SettingsError as exc:
         raise HTTPError(400, str(exc)) from exc
     except OSError as exc:
@@ -108,7 +98,7 @@ def _update(request: Request, values: dict[str, Any]) -> Response:
 
 @routes.route("PUT", "/xapi/dicomscp/{id}")
 def update(request: Request) -> Response:
-    return _update(request, _body(request))
+    return _update(request, json_object_body(request))
 
 
 @routes.route("DELETE", "/xapi/dicomscp/{id}")
@@ -171,7 +161,7 @@ def get_faults(request: Request) -> Response:
 @routes.route("POST", "/xnatsim/dicomscp/faults", auth="public")
 def set_faults(request: Request) -> Response:
     faults = service(request).faults
-    for key, value in _body(request).items():
+    for key, value in json_object_body(request).items():
         if not hasattr(faults, key) or not isinstance(value, int) or value < 0:
             raise HTTPError(400, f"Unknown or invalid fault: {key}={value!r}")
         setattr(faults, key, value)
