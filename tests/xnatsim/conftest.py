@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from xnatsim.testing import Api, Server, running_server
 
 
@@ -27,3 +28,11 @@ def xnatsim_url(xnatsim_server: Server) -> str:
 def api(xnatsim_server: Server) -> Api:
     """Plain HTTP access to the session's xnatsim as admin (``api.get("/data/projects")``)."""
     return Api(xnatsim_server)
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> requests.Session:
+    """``requests`` logged in as admin (Basic auth) to the module's own ``server`` fixture."""
+    session = requests.Session()
+    session.auth = (server.user, server.password)
+    return session

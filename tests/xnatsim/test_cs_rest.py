@@ -83,13 +83,6 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def http(server: Server) -> requests.Session:
-    session = requests.Session()
-    session.auth = (server.user, server.password)
-    return session
-
-
-@pytest.fixture(scope="module")
 def wrapper_id(server: Server, http: requests.Session) -> int:
     r = http.post(server.url + "/xapi/commands", json=COMMAND)
     assert r.status_code == 201, r.text

@@ -78,13 +78,6 @@ def server(xnatsim_server: Server) -> Server:
     return xnatsim_server
 
 
-@pytest.fixture(scope="module")
-def http(server: Server) -> requests.Session:
-    session = requests.Session()
-    session.auth = (server.user, server.password)
-    return session
-
-
 def test_admin_switches_backends_as_in_xnat(server: Server, http: requests.Session) -> None:
     url = f"{server.url}/xapi/docker/server"
     assert http.get(url).json()["backend"] == "docker"

@@ -34,13 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
 
 
-@pytest.fixture(scope="module")
-def http(server: Server) -> requests.Session:
-    session = requests.Session()
-    session.auth = (server.user, server.password)
-    return session
-
-
 def _zip(labels: synth.DicomLabels) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -47,13 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def http(server: Server) -> requests.Session:
-    session = requests.Session()
-    session.auth = (server.user, server.password)
-    return session
-
-
-@pytest.fixture
 def events(server: Server) -> Iterator[list[tuple[str, str, dict[str, Any], int]]]:
     """Store events seen during a test, each with the number of scans the session had at that moment."""
     seen: list[tuple[str, str, dict[str, Any], int]] = []
