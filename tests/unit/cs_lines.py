@@ -1,10 +1,25 @@
-"""A command JSON's line as the Container Service renders and splits it for a launch."""
+"""A command JSON's line as the Container Service renders and splits it for a launch, and the CLI
+parsers the line must reach."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
+from xnatnode.cli import build_parser
 from xnatsim.cs.templates import render_value, shell_split, substitute
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    """The CLI's subcommand parsers by command name."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def known_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string ``parser`` accepts (``--project``, ``-h`` …)."""
+    return {opt for action in parser._actions for opt in action.option_strings}
 
 
 def launch_argv(command: dict[str, Any], values: dict[str, str]) -> list[str]:

@@ -4,7 +4,6 @@ default (issue 8 item 7)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Callable
@@ -12,17 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cs_lines import launch_argv
-from xnatnode.cli import build_parser
+from cs_lines import launch_argv, subparsers
 from xnatnode.settings import DEFAULT_RETRIES, positive_float
 
 REPO = Path(__file__).resolve().parents[2]
-
-def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
-
 
 def _commands() -> list[Any]:
     return [
@@ -48,7 +40,7 @@ def _range(kind: Callable[..., Any] | None) -> tuple[float, float] | None:
 
 @pytest.mark.parametrize("command", _commands())
 def test_retries_is_a_launch_input_with_the_library_default(command: dict[str, Any]) -> None:
-    sub = _subparsers()[_subcommand(command)]
+    sub = subparsers()[_subcommand(command)]
     assert any("--retries" in a.option_strings for a in sub._actions), "no connection flags"
     item = next((i for i in command["inputs"] if i["name"] == "retries"), None)
     assert item is not None, f"{command['name']}: no 'retries' input (issue 8 item 7)"
@@ -63,9 +55,9 @@ def test_retries_is_a_launch_input_with_the_library_default(command: dict[str, A
     assert args.retries == 0
 
 
-@pytest.mark.parametrize("name", sorted(_subparsers()))
+@pytest.mark.parametrize("name", sorted(subparsers()))
 def test_every_numeric_flag_is_typed_and_range_checked(name: str) -> None:
-    for action in _subparsers()[name]._actions:
+    for action in subparsers()[name]._actions:
         if action.type in (int, float):
             pytest.fail(f"{name} {action.option_strings}: type={action.type.__name__}, "
                         "use settings.int_in_range or settings.positive_float")
@@ -87,7 +79,7 @@ def _number_inputs() -> list[Any]:
 @pytest.mark.parametrize(("command", "item"), _number_inputs())
 def test_number_inputs_reach_range_checked_flags(command: dict[str, Any], item: dict[str, Any]) -> None:
     """A launch value goes through the flag's type; a range the description gives is the type's."""
-    sub = _subparsers()[_subcommand(command)]
+    sub = subparsers()[_subcommand(command)]
     action = next(a for a in sub._actions if item["command-line-flag"] in a.option_strings)
     bounds = _range(action.type)
     assert bounds is not None, (item["name"], action.type)

@@ -3,7 +3,6 @@ rules, image name and version."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cs_lines import known_flags, subparsers
 from xnatnode import __version__
-from xnatnode.cli import build_parser
 from xnatnode.images import image_name
 from xnatnode.labelcheck.rules import RULES
 
@@ -29,19 +28,11 @@ def command() -> dict[str, Any]:
     return doc
 
 
-def _subparser(name: str) -> argparse.ArgumentParser:
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            sub: argparse.ArgumentParser = action.choices[name]
-            return sub
-    raise AssertionError("no subcommands")
-
-
 def test_image_version_and_flags(command: dict[str, Any]) -> None:
     assert command["image"] == image_name("label-validation")
     assert command["version"] == __version__
-    sub = _subparser("label-validation")
-    known = {opt for action in sub._actions for opt in action.option_strings}
+    sub = subparsers()["label-validation"]
+    known = known_flags(sub)
     line = shlex.split(command["command-line"])
     assert line[0] == "label-validation"
     flags = {t for t in line if t.startswith("--")} | {i["command-line-flag"] for i in command["inputs"]}

@@ -3,7 +3,6 @@ wrappers (project and session context) with the batch resource mounted read-only
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cs_lines import launch_argv
+from cs_lines import known_flags, launch_argv, subparsers
 from xnatnode import __version__
 from xnatnode.cli import build_parser
 from xnatnode.settings import DEFAULT_RETRIES
@@ -36,9 +35,7 @@ def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
 
 
 def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["nifti-import"]
-    known = {opt for action in sub._actions for opt in action.option_strings}
+    known = known_flags(subparsers()["nifti-import"])
     flags = {tok for tok in shlex.split(command["command-line"]) if tok.startswith("--")}
     flags |= {i["command-line-flag"] for i in command["inputs"] if i.get("command-line-flag")}
     flags |= {i["true-value"] for i in command["inputs"] if i["type"] == "boolean"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cs_lines import known_flags, launch_argv, subparsers
 from xnatnode import __version__
 from xnatnode.cli import build_parser
 from xnatnode.images import image_name
@@ -29,23 +29,14 @@ def command() -> dict[str, Any]:
     return cmd
 
 
-def _subparser(name: str) -> argparse.ArgumentParser:
-    parser = build_parser()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            sub: argparse.ArgumentParser = action.choices[name]
-            return sub
-    raise AssertionError("no subcommands")
-
-
 def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
     assert command["image"] == image_name("project-summary")
     assert command["version"] == __version__
 
 
 def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
-    sub = _subparser("project-summary")
-    known = {opt for action in sub._actions for opt in action.option_strings}
+    sub = subparsers()["project-summary"]
+    known = known_flags(sub)
     line = shlex.split(command["command-line"])
     assert line[0] == "project-summary"
     flags = {tok for tok in line if tok.startswith("--")}
@@ -58,21 +49,9 @@ def test_flags_exist_in_the_cli(command: dict[str, Any]) -> None:
             assert set(i["select-values"]) == set(action.choices or ())
 
 
-def _render(command: dict[str, Any], values: dict[str, str]) -> list[str]:
-    """The argv XNAT makes of the command line (B.3-B.5): flag + separator + value put in place of
-    the key, unquoted, then split like its ShellSplitter (shlex agrees on these lines)."""
-    line = command["command-line"]
-    for i in command["inputs"]:
-        value = values.get(i["name"], i.get("default-value", ""))
-        sep = i.get("command-line-separator", " ")
-        rendered = f"{i['command-line-flag']}{sep}{value}" if value else ""
-        line = line.replace(i["replacement-key"], rendered)
-    return shlex.split(line)
-
-
 def test_rendered_default_line_parses(command: dict[str, Any]) -> None:
     """The command line with every input at its default (project filled in) is accepted."""
-    args = build_parser().parse_args(_render(command, {"project-id": "PRJ"}))
+    args = build_parser().parse_args(launch_argv(command, {"project-id": "PRJ"}))
     assert (args.command, args.project, args.sizes, args.workers) == ("project-summary", "PRJ", "auto", 8)
     assert args.retries == DEFAULT_RETRIES
     assert (str(args.input), str(args.output)) == ("/input", "/output")
@@ -83,7 +62,7 @@ def test_a_value_with_spaces_stays_one_argument_and_is_refused(
     command: dict[str, Any], name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 8: XNAT splits values on spaces; quoted keys keep a value one argument, typed."""
-    argv = _render(command, {"project-id": "PRJ", name: "8 --xnat-host http://127.0.0.1:9"})
+    argv = launch_argv(command, {"project-id": "PRJ", name: "8 --xnat-host http://127.0.0.1:9"})
     assert "--xnat-host" not in argv
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(argv)
