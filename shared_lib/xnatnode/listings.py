@@ -35,13 +35,14 @@ itself does not make links in an archive.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -659,6 +660,19 @@ class ProgressFactory(Protocol):
     def __call__(self, name: str, total: int) -> Any: ...
 
 
+@contextlib.contextmanager
+def naming_on_404(what: str) -> Iterator[None]:
+    """A 404 inside becomes ``<what> not found (or not visible to this user): …`` (exit 5), so the
+    message names the object the admin gave rather than only the URL that answered 404."""
+    try:
+        yield
+    except NotFound as exc:
+        raise NotFound(
+            f"{what} not found (or not visible to this user): {exc}",
+            status=exc.status, method=exc.method, url=exc.url,
+        ) from None
+
+
 def read_project(
     conn: TableReader,
     project: str,
@@ -675,13 +689,8 @@ def read_project(
     ``auto`` uses the mount when ``input_dir`` holds at least one of the project's sessions.
     """
     data = ProjectData(project=project)
-    try:
+    with naming_on_404(f"project {project}"):
         data.subjects = list_subjects(conn, project)  # first: 404 for an unknown project
-    except NotFound as exc:
-        raise NotFound(
-            f"project {project} not found (or not visible to this user): {exc}",
-            status=exc.status, method=exc.method, url=exc.url,
-        ) from None
     data.sessions = list_sessions(conn, project)
     data.scans = list_scans(conn, project)
     if sizes == "none":

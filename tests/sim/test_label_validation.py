@@ -199,5 +199,9 @@ def test_library_reads_match_the_cli(sim: tuple[Server, dict[str, str]]) -> None
     assert {s.project for s in project.site_labels} == {P, OTHER, BARE}
 
 
-def test_missing_session_is_exit_5(env: Server, tmp_path: Path) -> None:
+def test_missing_session_or_project_is_exit_5_naming_it(env: Server, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     assert main(["label-validation", "--project", P, "--session", "nope", "--output", str(tmp_path)]) == 5
+    assert f"session nope of project {P} not found (or not visible to this user)" in caplog.text
+    assert main(["label-validation", "--project", "NOSUCH", "--output", str(tmp_path)]) == 5
+    assert "project NOSUCH not found (or not visible to this user)" in caplog.text

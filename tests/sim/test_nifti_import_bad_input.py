@@ -171,6 +171,9 @@ def test_mapping_without_required_columns_and_unknown_project(env: Server, api: 
     assert run_import(tmp_path / "o1", project, "--source", str(root), "--mapping", "map.csv")[0] == 2
     assert "lacks the required column(s) source, session" in caplog.text
     assert run_import(tmp_path / "o2", "NO_SUCH_PROJECT", "--source", str(root))[0] == 5
+    assert "project NO_SUCH_PROJECT not found (or not visible to this user)" in caplog.text
+    assert run_import(tmp_path / "o3", project, "--resource", "NO_SUCH_RESOURCE")[0] == 5
+    assert f"resource NO_SUCH_RESOURCE of project {project} not found" in caplog.text
 
 
 def test_unreachable_xnat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -29,6 +29,7 @@ from xnatnode.imports.sources import (
 )
 from xnatnode.imports.state import ExistingSession, ProjectState, load_sessions, q, read_sessions
 from xnatnode.imports.writer import Writer, curl_lines, planned_rows
+from xnatnode.listings import naming_on_404
 from xnatnode.nifti import Scanned, scan_file, scan_header, scan_image
 from xnatnode.runtime import ExitCode, Run, UsageError
 
@@ -48,7 +49,8 @@ def execute(args: Options, run: Run) -> None:
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     reason = f"xnatnode {__version__} nifti-import"
     with run.connect() as conn, contextlib.ExitStack() as stack:
-        state = read_sessions(conn, args.project)
+        with naming_on_404(f"project {args.project}"):
+            state = read_sessions(conn, args.project)
         context = _context(state, args.session)
         source = stack.enter_context(_open(args, run, conn, context))
         run.log.info("source %s: %d files, %d refused", source.name, len(source.members), len(source.rejected))
@@ -114,7 +116,9 @@ def _open(args: Options, run: Run, conn: Connection,
     with tempfile.TemporaryDirectory(prefix="nifti-import-") as tmp:
         target = Path(tmp) / "resource.zip"
         run.log.info("downloading resource %s as one zip", args.resource)
-        conn.download(f"{parent}/resources/{q(args.resource)}/files", target, {"format": "zip"})
+        owner = f"session {args.session}" if context is not None else f"project {args.project}"
+        with naming_on_404(f"resource {args.resource} of {owner}"):
+            conn.download(f"{parent}/resources/{q(args.resource)}/files", target, {"format": "zip"})
         prefix = _zip_prefix(target, args.resource)
         try:
             source = ZipSource(target, prefix)

@@ -119,7 +119,8 @@ def _with_stored(session: SessionRec, values: Mapping[str, str]) -> SessionRec:
 
 def read_project(conn: Reader, project: str, *, site: bool) -> Snapshot:
     """Project context: every subject, session and scan (3 requests, +1 with ``site``)."""
-    subjects = list_subjects(conn, project)
+    with listings.naming_on_404(f"project {project}"):
+        subjects = list_subjects(conn, project)
     experiments = list_experiments(conn, project, subjects)
     fields, scans = list_image_details(conn, project)
     sessions = [_with_stored(s, fields[s.id]) if s.id in fields else s for s in experiments]
@@ -150,7 +151,8 @@ def _children(item: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
 
 def read_session(conn: Reader, project: str, ref: str, *, site: bool) -> Snapshot:
     """Session context: one session (by label or ID) in its project (3 requests, +1 with ``site``)."""
-    item = _session_document(conn, project, ref)
+    with listings.naming_on_404(f"session {ref} of project {project}"):
+        item = _session_document(conn, project, ref)
     data = item["data_fields"]
     xsi_type = str((item.get("meta") or {}).get("xsi:type") or "")
     subjects = list_subjects(conn, project)
