@@ -181,6 +181,18 @@ def test_run_record_hides_status_until_finished() -> None:
     assert ("status", "partial") in done.entries()
 
 
+def test_run_record_shows_flag_values_as_typed() -> None:
+    record = RunRecord({"command": "c", "request_count": 12345, "arguments": {
+        "dicom_port": 34575, "deadline": 21600.0, "timeout": 2.5, "dry_run": False, "via": "cstore"}})
+    entries = dict(record.entries())
+    assert entries["--dicom-port"] == "34575"  # a port, not a quantity: no "34,575"
+    assert entries["--deadline"] == "21600"
+    assert entries["--timeout"] == "2.5"
+    assert entries["--dry-run"] == "no"
+    assert entries["--via"] == "cstore"
+    assert entries["request count"] == "12,345"
+
+
 def test_page_problems_finds_what_is_wrong() -> None:
     bad = (
         '<html><head><link rel="stylesheet" href="https://cdn.example/x.css">'

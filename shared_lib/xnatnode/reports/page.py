@@ -424,9 +424,19 @@ class RunRecord:
             if self.data[n] is not None and (final or n not in _FINAL_FIELDS)
         ]
         arguments = self.data.get("arguments") or {}
-        out += [(f"--{k.replace('_', '-')}", cell_text(v)) for k, v in arguments.items()
+        out += [(f"--{k.replace('_', '-')}", _argument_text(v)) for k, v in arguments.items()
                 if v is not None]
         return out
+
+
+def _argument_text(value: Any) -> str:
+    """A flag's value as it would be typed: numbers without thousands separators or a needless
+    ``.0`` (``--dicom-port 34575``, ``--deadline 21600``), the rest as :func:`cell_text`."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return cell_text(value)
 
 
 # --------------------------------------------------------------------------- the page
