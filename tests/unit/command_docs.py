@@ -16,6 +16,11 @@ def good() -> Doc:
     return doc
 
 
+def keys(fields: dict[str, Any]) -> Doc:
+    """Keyword arguments as command JSON keys: ``default_value`` -> ``default-value``."""
+    return {k.replace("_", "-"): v for k, v in fields.items()}
+
+
 def wrapper(doc: Doc) -> Doc:
     first: Doc = doc["xnat"][0]
     return first

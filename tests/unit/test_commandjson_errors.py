@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from command_docs import Doc, derived, good, handler, wrapper
+from command_docs import Doc, derived, good, handler, keys, wrapper
 from xnatnode.commandjson import validate_document, xnat_errors
 
 CMD = 'Command "good" - '
@@ -37,16 +37,17 @@ def test_base_document_is_clean() -> None:
     assert report.ok
 
 
-def _set(**changes: Any) -> Callable[[Doc], None]:
-    def apply(doc: Doc) -> None:
-        for key, value in changes.items():
-            key = key.replace("_", "-")
-            if value is None:
-                doc.pop(key, None)
-            else:
-                doc[key] = value
+def _patch(target: Doc, changes: dict[str, Any]) -> None:
+    """Sets each key of ``changes`` (``_`` for ``-``) in ``target``; None removes the key (which must be there)."""
+    for key, value in keys(changes).items():
+        if value is None:
+            target.pop(key)
+        else:
+            target[key] = value
 
-    return apply
+
+def _set(**changes: Any) -> Callable[[Doc], None]:
+    return lambda doc: _patch(doc, changes)
 
 
 def _setup(doc: Doc) -> None:
@@ -62,7 +63,7 @@ def _ulimit(value: str) -> Callable[[Doc], None]:
 def _input(**fields: Any) -> Callable[[Doc], None]:
     def apply(doc: Doc) -> None:
         doc["inputs"].append(
-            {"name": "mode", **{k.replace("_", "-"): v for k, v in fields.items()}}
+            {"name": "mode", **keys(fields)}
         )
         doc["command-line"] += " #mode#"
 
@@ -94,33 +95,20 @@ def _derived_from_later(doc: Doc) -> None:
 def _multiple(**fields: Any) -> Callable[[Doc], None]:
     def apply(doc: Doc) -> None:
         derived(doc)["multiple"] = True
-        for key, value in fields.items():
-            key = key.replace("_", "-")
-            if value is None:
-                derived(doc).pop(key)
-            else:
-                derived(doc)[key] = value
+        _patch(derived(doc), fields)
 
     return apply
 
 
 def _handler(**fields: Any) -> Callable[[Doc], None]:
-    def apply(doc: Doc) -> None:
-        for key, value in fields.items():
-            key = key.replace("_", "-")
-            if value is None:
-                handler(doc).pop(key)
-            else:
-                handler(doc)[key] = value
-
-    return apply
+    return lambda doc: _patch(handler(doc), fields)
 
 
 def _second_handler(**fields: Any) -> Callable[[Doc], None]:
     def apply(doc: Doc) -> None:
         extra = {"name": "more", "accepts-command-output": "report", "as-a-child-of": "project",
                  "label": "MORE"}  # fmt: skip
-        extra.update({k.replace("_", "-"): v for k, v in fields.items()})
+        extra.update(keys(fields))
         wrapper(doc)["output-handlers"].append(extra)
 
     return apply

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from command_docs import GOOD, Doc, derived, external, good, handler, wrapper
+from command_docs import GOOD, Doc, derived, external, good, handler, keys, wrapper
 from xnatnode.commandjson import reader, traps, validate, validate_document, validate_text
 
 
 def _add_input(**fields: Any) -> Callable[[Doc], None]:
     def apply(doc: Doc) -> None:
         doc["inputs"].append(
-            {"name": "extra", **{k.replace("_", "-"): v for k, v in fields.items()}}
+            {"name": "extra", **keys(fields)}
         )
         doc["command-line"] += " '#extra#'"  # quoted: a user-settable value
 
@@ -48,7 +48,7 @@ def _same_mount(doc: Doc) -> None:
 def _derived(**fields: Any) -> Callable[[Doc], None]:
     def apply(doc: Doc) -> None:
         item = {"name": "more", "derived-from-wrapper-input": "project"}
-        item.update({k.replace("_", "-"): v for k, v in fields.items()})
+        item.update(keys(fields))
         wrapper(doc)["derived-inputs"].append(item)
 
     return apply
