@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import logging
@@ -50,6 +49,7 @@ from xnatnode.settings import (
     NoOptions,
     Settings,
 )
+from xnatnode.stamps import utc_timestamp
 
 if TYPE_CHECKING:
     from xnatnode.client import Connection
@@ -98,10 +98,6 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     if isinstance(exc, ConfigError | UsageError):
         return ExitCode.USAGE
     return ExitCode.FAILED
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:
@@ -207,7 +203,7 @@ class Run:
 
     def __enter__(self) -> Self:
         self._handler = setup_logging(self.log_level, self._stream)
-        self.started = _now()
+        self.started = utc_timestamp()
         self._clock_start = time.monotonic()
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +293,7 @@ class Run:
                 self.exit_code = ExitCode(int(exc.code or 0))
             except ValueError:
                 self.exit_code = ExitCode.FAILED
-        self.finished = _now()
+        self.finished = utc_timestamp()
         elapsed = time.monotonic() - self._clock_start
         try:
             self.write_record(elapsed)

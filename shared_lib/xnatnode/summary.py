@@ -15,6 +15,7 @@ from typing import Any
 
 from xnatnode.labels import label_pattern, visit_of
 from xnatnode.listings import LEVELS, ProjectData, Resource, Session
+from xnatnode.stamps import utc_timestamp
 
 #: Version of the summary.json layout; bump the major part on incompatible changes.
 SCHEMA_VERSION = "1.0"
@@ -305,10 +306,7 @@ def summarise(
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "project": data.project,
-        "generated": (generated or dt.datetime.now(dt.UTC))
-        .astimezone(dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
+        "generated": utc_timestamp(generated),
         "source": {"sizes": data.sizes, "complete": data.complete, **dict(source or {})},
         "totals": {
             "subjects": len(subjects),

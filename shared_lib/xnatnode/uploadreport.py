@@ -22,13 +22,12 @@ Outcomes: ``verified`` (in the archive, every scan with the expected files), ``p
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xnatnode import __version__
+from xnatnode.stamps import generator, utc_timestamp
 from xnatnode.upload import RowResult
 
 if TYPE_CHECKING:
@@ -96,8 +95,8 @@ def build(results: list[RowResult], settings: dict[str, Any], *, first_sent: flo
     }
     return {
         "schema_version": SCHEMA_VERSION, "schema": SCHEMA,
-        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "generator": f"xnatnode {__version__} dicom-upload", "settings": settings, "totals": totals,
+        "generated": utc_timestamp(),
+        "generator": generator("dicom-upload"), "settings": settings, "totals": totals,
         "rows": [row_data(r) for r in results],
     }
 

@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from xnatnode import __version__
     from xnatnode.labelcheck import report
     from xnatnode.labelcheck.checks import run_checks
     from xnatnode.labelcheck.convention import NO_CONVENTION, ConventionError, load_convention
@@ -62,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode.listings import archive_root
     from xnatnode.reports import RunRecord
     from xnatnode.runtime import ExitCode, Run, UsageError
+    from xnatnode.stamps import generator
 
     settings = load_settings(args, Options)
     options = settings.command
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             outcome = report.build(
                 snap, convention, findings, fail_on=fail_on, generated=started,
                 source={"xnat_host": conn.host, "requests": conn.request_count,
-                        "generator": f"xnatnode {__version__} {NAME}"},
+                        "generator": generator(NAME)},
             )
             doc = outcome.document
             failed = fails(findings, fail_on)

@@ -51,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from xnatnode import __version__
     from xnatnode.listings import read_project
     from xnatnode.reports.project_summary import write_all
     from xnatnode.runtime import ExitCode, Run, UsageError
+    from xnatnode.stamps import generator
     from xnatnode.summary import summarise
 
     settings = load_settings(args, Options)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 source={
                     "xnat_host": conn.host,
                     "requests": conn.request_count,
-                    "generator": f"xnatnode {__version__} {NAME}",
+                    "generator": generator(NAME),
                 },
             )
             paths = write_all(report, run.output_dir)

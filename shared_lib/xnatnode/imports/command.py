@@ -4,7 +4,6 @@ write (or print the plan) and report. Called by :mod:`xnatnode.commands.nifti_im
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -12,7 +11,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from xnatnode import __version__
 from xnatnode.client import Connection
 from xnatnode.errors import NotFound
 from xnatnode.imports import plan, report
@@ -32,6 +30,7 @@ from xnatnode.imports.writer import Writer, curl_lines, planned_rows
 from xnatnode.listings import naming_on_404
 from xnatnode.nifti import Scanned, scan_file, scan_header, scan_image
 from xnatnode.runtime import ExitCode, Run, UsageError
+from xnatnode.stamps import generator, utc_timestamp
 
 #: Sidecar JSON read into memory at most (bigger ones are still uploaded, not parsed).
 MAX_SIDECAR = 16 << 20
@@ -46,8 +45,8 @@ def execute(args: Options, run: Run) -> None:
         except ValueError as exc:
             raise UsageError(f"{flag}: {exc}") from None
     started = time.monotonic()
-    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    reason = f"xnatnode {__version__} nifti-import"
+    generated = utc_timestamp()
+    reason = generator("nifti-import")
     with run.connect() as conn, contextlib.ExitStack() as stack:
         with naming_on_404(f"project {args.project}"):
             state = read_sessions(conn, args.project)
@@ -81,7 +80,7 @@ def execute(args: Options, run: Run) -> None:
         rows.sort(key=lambda r: r.source)
         problems = list(mapping.problems) if mapping else []
         summary = report.Summary(args.project, args.session, source.name, args.dry_run, generated,
-                                 f"xnatnode {__version__} nifti-import", conn.request_count,
+                                 generator("nifti-import"), conn.request_count,
                                  time.monotonic() - started, problems)
         if report.partial(rows):
             run.exit_code = ExitCode.PARTIAL

@@ -18,6 +18,7 @@ from xnatnode.labelcheck.convention import Convention
 from xnatnode.labelcheck.records import Snapshot
 from xnatnode.labelcheck.rules import RULES, FailOn, Finding, totals, verdict
 from xnatnode.reports import RunRecord, quantity, records
+from xnatnode.stamps import utc_timestamp
 
 #: Layout version of findings.json; the major part changes on incompatible changes.
 SCHEMA_VERSION = "1.0"
@@ -74,7 +75,7 @@ def build(snap: Snapshot, convention: Convention, findings: Sequence[Finding], *
                        "header_source": header_sources.get(s.id, "none")}
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated": generated.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "generated": utc_timestamp(generated),
         "project": snap.project,
         "context": snap.context,
         "session": session_doc,
