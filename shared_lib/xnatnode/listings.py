@@ -195,8 +195,9 @@ def parse_date(value: str | None) -> dt.date | None:
     return None
 
 
-def _get(row: Mapping[str, str], *keys: str) -> str:
-    """First present value among ``keys``, comparing keys case-insensitively."""
+def cell(row: Mapping[str, str], *keys: str) -> str:
+    """A listing row's value: the first present among ``keys``, comparing keys case-insensitively
+    (XNAT's column names differ in case between versions and formats); blank if none."""
     for key in keys:
         if key in row:
             return row[key] or ""
@@ -207,7 +208,7 @@ def _get(row: Mapping[str, str], *keys: str) -> str:
     return ""
 
 
-def _seg(value: str) -> str:
+def path_segment(value: str) -> str:
     """A URL path segment."""
     return quote(value, safe="")
 
@@ -218,13 +219,13 @@ def _seg(value: str) -> str:
 def list_subjects(conn: TableReader, project: str) -> list[Subject]:
     """All subjects of ``project`` (one request; a missing project raises NotFound)."""
     rows = conn.get_table(
-        f"/data/projects/{_seg(project)}/subjects",
+        f"/data/projects/{path_segment(project)}/subjects",
         {"columns": "ID,label,group", "limit": "*"},
     )
     subjects = {
-        _get(r, "ID"): Subject(id=_get(r, "ID"), label=_get(r, "label"), group=_get(r, "group"))
+        cell(r, "ID"): Subject(id=cell(r, "ID"), label=cell(r, "label"), group=cell(r, "group"))
         for r in rows
-        if _get(r, "ID")
+        if cell(r, "ID")
     }
     return sorted(subjects.values(), key=lambda s: s.label)
 
@@ -232,21 +233,21 @@ def list_subjects(conn: TableReader, project: str) -> list[Subject]:
 def list_sessions(conn: TableReader, project: str) -> list[Session]:
     """All subject assessors of ``project`` with type, date and subject (one request)."""
     rows = conn.get_table(
-        f"/data/projects/{_seg(project)}/experiments",
+        f"/data/projects/{path_segment(project)}/experiments",
         {"columns": "ID,label,xsiType,date,subject_ID,insert_date", "limit": "*"},
     )
     sessions: dict[str, Session] = {}
     for r in rows:
-        sid = _get(r, "ID", "xnat:subjectassessordata/id")
+        sid = cell(r, "ID", "xnat:subjectassessordata/id")
         if not sid or sid in sessions:
             continue
         sessions[sid] = Session(
             id=sid,
-            label=_get(r, "label"),
-            subject_id=_get(r, "subject_ID", "xnat:subjectassessordata/subject_id"),
-            xsi_type=_get(r, "xsiType"),
-            date=parse_date(_get(r, "date")),
-            inserted=parse_date(_get(r, "insert_date")),
+            label=cell(r, "label"),
+            subject_id=cell(r, "subject_ID", "xnat:subjectassessordata/subject_id"),
+            xsi_type=cell(r, "xsiType"),
+            date=parse_date(cell(r, "date")),
+            inserted=parse_date(cell(r, "insert_date")),
         )
     return sorted(sessions.values(), key=lambda s: s.label)
 
@@ -258,21 +259,21 @@ def list_scans(conn: TableReader, project: str) -> list[Scan]:
     """
     columns = ["ID", "label"] + [f"{SCAN_XPATH}/{c}" for c in SCAN_COLUMNS]
     rows = conn.get_table(
-        f"/data/projects/{_seg(project)}/experiments",
+        f"/data/projects/{path_segment(project)}/experiments",
         {"xsiType": "xnat:imageSessionData", "columns": ",".join(columns), "limit": "*"},
     )
     scans: dict[tuple[str, str], Scan] = {}
     for r in rows:
-        session_id = _get(r, "ID", "xnat:subjectassessordata/id", "xnat:imagesessiondata/id")
-        scan_id = _get(r, f"{SCAN_XPATH}/id")
+        session_id = cell(r, "ID", "xnat:subjectassessordata/id", "xnat:imagesessiondata/id")
+        scan_id = cell(r, f"{SCAN_XPATH}/id")
         if not session_id or not scan_id or (session_id, scan_id) in scans:
             continue
         scans[(session_id, scan_id)] = Scan(
             session_id=session_id,
             id=scan_id,
-            type=_get(r, f"{SCAN_XPATH}/type"),
-            series_description=_get(r, f"{SCAN_XPATH}/series_description"),
-            quality=_get(r, f"{SCAN_XPATH}/quality"),
+            type=cell(r, f"{SCAN_XPATH}/type"),
+            series_description=cell(r, f"{SCAN_XPATH}/series_description"),
+            quality=cell(r, f"{SCAN_XPATH}/quality"),
         )
     return sorted(scans.values(), key=lambda s: (s.session_id, _scan_sort_key(s.id)))
 
@@ -291,15 +292,15 @@ def _resources_from_rows(
     for r in rows:
         this_scan = scan_id
         if level == "scan" and not this_scan:
-            this_scan = _get(r, "cat_id")
+            this_scan = cell(r, "cat_id")
         resource = Resource(
             level=level,
-            label=_get(r, "label") or _get(r, "xnat_abstractresource_id"),
+            label=cell(r, "label") or cell(r, "xnat_abstractresource_id"),
             owner_id=owner_id,
             scan_id=this_scan,
-            file_count=parse_count(_get(r, "file_count")),
-            file_size=parse_count(_get(r, "file_size")),
-            resource_id=_get(r, "xnat_abstractresource_id"),
+            file_count=parse_count(cell(r, "file_count")),
+            file_size=parse_count(cell(r, "file_size")),
+            resource_id=cell(r, "xnat_abstractresource_id"),
         )
         out.setdefault((this_scan, resource.resource_id or resource.label), resource)
     if len(out) < sum(1 for _ in rows):
@@ -311,22 +312,22 @@ def _resources_from_rows(
 def resource_parent_path(project: str, resource: Resource) -> str:
     """The REST path of the object a resource hangs on."""
     if resource.level == "project":
-        return f"/data/projects/{_seg(project)}"
+        return f"/data/projects/{path_segment(project)}"
     if resource.level == "subject":
-        return f"/data/projects/{_seg(project)}/subjects/{_seg(resource.owner_id)}"
+        return f"/data/projects/{path_segment(project)}/subjects/{path_segment(resource.owner_id)}"
     if resource.level == "session":
-        return f"/data/experiments/{_seg(resource.owner_id)}"
-    return f"/data/experiments/{_seg(resource.owner_id)}/scans/{_seg(resource.scan_id)}"
+        return f"/data/experiments/{path_segment(resource.owner_id)}"
+    return f"/data/experiments/{path_segment(resource.owner_id)}/scans/{path_segment(resource.scan_id)}"
 
 
 def _fill_missing_stats(conn: TableReader, project: str, res: Resource) -> Resource:
     """Count a resource's files from its files listing when its statistics are blank."""
     ref = res.resource_id or res.label
     rows = conn.get_table(
-        f"{resource_parent_path(project, res)}/resources/{_seg(ref)}/files"
+        f"{resource_parent_path(project, res)}/resources/{path_segment(ref)}/files"
     )
-    files = {(_get(r, "URI") or _get(r, "Name") or str(i)): r for i, r in enumerate(rows)}
-    sizes = [parse_count(_get(r, "Size")) for r in files.values()]
+    files = {(cell(r, "URI") or cell(r, "Name") or str(i)): r for i, r in enumerate(rows)}
+    sizes = [parse_count(cell(r, "Size")) for r in files.values()]
     total = sum(s for s in sizes if s is not None)
     return Resource(
         level=res.level,
@@ -404,7 +405,7 @@ def list_project_resources(
     conn: TableReader, project: str, *, failures: ItemFailures | None = None
 ) -> list[Resource]:
     def one(_: str) -> list[Resource]:
-        rows = conn.get_table(f"/data/projects/{_seg(project)}/resources")
+        rows = conn.get_table(f"/data/projects/{path_segment(project)}/resources")
         return _resources_from_rows(rows, "project", project)
 
     return (failures or ItemFailures()).guard(one, lambda _: f"project {project} resources")(project)
@@ -426,7 +427,7 @@ def list_subject_resources(
 
     def one(subject: Subject) -> list[Resource]:
         rows = conn.get_table(
-            f"/data/projects/{_seg(project)}/subjects/{_seg(subject.id)}/resources"
+            f"/data/projects/{path_segment(project)}/subjects/{path_segment(subject.id)}/resources"
         )
         return _resources_from_rows(rows, "subject", subject.id)
 
@@ -469,12 +470,12 @@ def list_session_resources(
                 per_scan["fallback"] = True
         found: list[Resource] = []
         for scan_id in scans_of[session_id]:
-            rows = conn.get_table(f"{base}/scans/{_seg(scan_id)}/resources")
+            rows = conn.get_table(f"{base}/scans/{path_segment(scan_id)}/resources")
             found += _resources_from_rows(rows, "scan", session_id, scan_id)
         return found
 
     def one(session: Session) -> list[Resource]:
-        base = f"/data/experiments/{_seg(session.id)}"
+        base = f"/data/experiments/{path_segment(session.id)}"
         found = _resources_from_rows(conn.get_table(f"{base}/resources"), "session", session.id)
         if session.id in scans_of:
             found += scan_resources(session.id, base)

@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from xnatnode import listings
 from xnatnode.errors import NotFound, XnatError
 from xnatnode.labelcheck.convention import CONFIG_PATH, CONFIG_TOOL
 from xnatnode.labelcheck.records import ScanRec, SessionRec, SiteLabel, Snapshot, SubjectRec
-from xnatnode.listings import parse_date
+from xnatnode.listings import cell, parse_date, path_segment
 
 _IMAGE_SESSION = "xnat:imageSessionData"
 _SCAN = "xnat:imageScanData"
@@ -42,22 +41,10 @@ class Reader(Protocol):
     def get_table(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, str]]: ...
 
 
-def _seg(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _col(row: Mapping[str, str], *keys: str) -> str:
-    for key in keys:
-        if key in row:
-            return row[key] or ""
-    lowered = {k.lower(): v for k, v in row.items()}
-    return next((lowered[k.lower()] or "" for k in keys if k.lower() in lowered), "")
-
-
 def read_convention_text(conn: Reader, project: str) -> str | None:
     """The project's convention document from XNAT's config service; ``None`` if it has none."""
     try:
-        response = conn.get(f"/data/projects/{_seg(project)}/config/{CONFIG_TOOL}/{CONFIG_PATH}",
+        response = conn.get(f"/data/projects/{path_segment(project)}/config/{CONFIG_TOOL}/{CONFIG_PATH}",
                             {"contents": "true"})
     except NotFound:
         return None
@@ -86,20 +73,20 @@ def list_image_details(conn: Reader, project: str) -> tuple[dict[str, dict[str, 
     stored = [f"{_IMAGE_SESSION}/{f}" for f in _STORED.values()]
     scan_cols = [f"{_SCAN}/{c}" for c in ("ID", "type", "modality")]
     rows = conn.get_table(
-        f"/data/projects/{_seg(project)}/experiments",
+        f"/data/projects/{path_segment(project)}/experiments",
         {"xsiType": _IMAGE_SESSION, "columns": ",".join(["ID", *stored, *scan_cols]), "limit": "*"},
     )
     fields: dict[str, dict[str, str]] = {}
     scans: dict[tuple[str, str], ScanRec] = {}
     for r in rows:
-        sid = _col(r, "ID")
+        sid = cell(r, "ID")
         if not sid:
             continue
-        fields.setdefault(sid, {k: _col(r, f"{_IMAGE_SESSION}/{v}") for k, v in _STORED.items()})
-        scan_id = _col(r, f"{_SCAN}/ID")
+        fields.setdefault(sid, {k: cell(r, f"{_IMAGE_SESSION}/{v}") for k, v in _STORED.items()})
+        scan_id = cell(r, f"{_SCAN}/ID")
         if scan_id and (sid, scan_id) not in scans:
-            scans[(sid, scan_id)] = ScanRec(sid, scan_id, _col(r, f"{_SCAN}/type"),
-                                            _col(r, f"{_SCAN}/modality"))
+            scans[(sid, scan_id)] = ScanRec(sid, scan_id, cell(r, f"{_SCAN}/type"),
+                                            cell(r, f"{_SCAN}/modality"))
     return fields, list(scans.values())
 
 
@@ -109,7 +96,7 @@ def list_site_labels(conn: Reader, label: str | None = None) -> list[SiteLabel]:
     if label is not None:
         params["label"] = label
     rows = conn.get_table("/data/experiments", params)
-    return [SiteLabel(_col(r, "project"), _col(r, "ID"), _col(r, "label")) for r in rows if _col(r, "ID")]
+    return [SiteLabel(cell(r, "project"), cell(r, "ID"), cell(r, "label")) for r in rows if cell(r, "ID")]
 
 
 def _with_stored(session: SessionRec, values: Mapping[str, str]) -> SessionRec:
@@ -132,7 +119,7 @@ def read_project(conn: Reader, project: str, *, site: bool) -> Snapshot:
 
 
 def _session_document(conn: Reader, project: str, ref: str) -> dict[str, Any]:
-    doc = conn.get_json(f"/data/projects/{_seg(project)}/experiments/{_seg(ref)}")
+    doc = conn.get_json(f"/data/projects/{path_segment(project)}/experiments/{path_segment(ref)}")
     try:
         item = doc["items"][0]
         _ = item["data_fields"]["ID"]
