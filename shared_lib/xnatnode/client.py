@@ -1026,15 +1026,10 @@ def connect_with(
             f"({ENV_HOST}, {ENV_USER} and {ENV_PASS} are set), so the connection comes from the "
             "environment only (a launch value must not redirect the job's token)"
         )
-    verify: Verify = True
-    if settings.insecure:
-        verify = False
-    elif settings.ca_bundle is not None:
-        verify = str(settings.ca_bundle)
     return connect(
         settings.host,
         settings.user,
-        verify=verify,
+        verify=settings.verify,
         timeout=settings.timeout,
         retry=settings.retry,
         netrc_file=settings.netrc,

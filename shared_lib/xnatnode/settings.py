@@ -254,6 +254,14 @@ class ConnectionSettings:
     #: The connection flags given on the command line (refused in a Container Service job).
     given: tuple[str, ...] = ()
 
+    @property
+    def verify(self) -> bool | str:
+        """What TLS trusts: nothing checked (``--insecure``), the ``--ca-bundle`` file, or True
+        (the system's store, or ``REQUESTS_CA_BUNDLE``)."""
+        if self.insecure:
+            return False
+        return True if self.ca_bundle is None else str(self.ca_bundle)
+
 
 @dataclass(frozen=True)
 class RuntimeSettings:

@@ -94,12 +94,7 @@ def _connect(settings: ConnectionSettings) -> Connection:
             raise
     user = settings.user or os.environ.get(ENV_USER) or input(f"XNAT user for {host}: ")
     password = getpass.getpass(f"Password for {user} at {host}: ")
-    verify: bool | str = True
-    if settings.insecure:
-        verify = False
-    elif settings.ca_bundle is not None:
-        verify = str(settings.ca_bundle)
-    return connect(host, user, password, verify=verify, timeout=settings.timeout,
+    return connect(host, user, password, verify=settings.verify, timeout=settings.timeout,
                    retry=settings.retry, netrc_file=settings.netrc)
 
 
