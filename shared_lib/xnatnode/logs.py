@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, Self
 
@@ -21,6 +21,8 @@ from xnatnode.redact import RedactingFormatter
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Loggers that are chatty at INFO; shown only when the run's level is DEBUG.
 NOISY = ("urllib3", "xnatnode.xnatpy", "docker")
+#: Items of one kind named in the log before the rest are only counted (the report lists them all).
+ITEMS_LOGGED = 20
 
 
 class LineFormatter(RedactingFormatter):
@@ -87,6 +89,17 @@ def remove_logging(handler: logging.Handler) -> None:
     handler.close()
     for name, level in getattr(handler, "saved_levels", {}).items():
         logging.getLogger(name or None).setLevel(level)
+
+
+def log_items(logger: logging.Logger, level: int, lines: Sequence[str], *, where: str,
+              limit: int = ITEMS_LOGGED) -> None:
+    """Log each of ``lines`` (at most ``limit``), then one line counting the rest and saying
+    ``where`` all of them are. XNAT uploads no outputs of a failed job, so what went wrong must be
+    readable in the job's log too."""
+    for line in lines[:limit]:
+        logger.log(level, "%s", line)
+    if len(lines) > limit:
+        logger.log(level, "... and %d more (all in %s)", len(lines) - limit, where)
 
 
 class Progress:

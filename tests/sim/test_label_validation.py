@@ -132,11 +132,18 @@ def test_session_by_label_and_stored_headers_without_mount(env: Server, tmp_path
     assert "scans' modality fields in XNAT" in doc["findings"][0]["message"]
 
 
-def test_fail_on_exits_6_and_still_writes_the_report(env: Server, tmp_path: Path) -> None:
+def test_fail_on_exits_6_and_still_writes_the_report(env: Server, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     code = main(["label-validation", "--project", P, "--session", "sub002_m36_mr", "--fail-on", "error",
                  "--input", str(tmp_path / "nothing"), "--output", str(tmp_path)])
     assert code == 6
-    assert json.loads((tmp_path / "findings.json").read_text("utf-8"))["verdict"] == "fail"
+    doc = json.loads((tmp_path / "findings.json").read_text("utf-8"))
+    assert doc["verdict"] == "fail"
+    # XNAT uploads nothing of a failed job: the findings must be readable in its log
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for finding in doc["findings"]:
+        assert any(finding["message"] in line and line.startswith(f"{finding['severity']} {finding['rule']}: ")
+                   for line in logged), finding
     record = json.loads((tmp_path / "xnatnode-run.json").read_text("utf-8"))
     assert record["exit_code"] == 6
     assert code == main(["label-validation", "--project", P, "--session", "sub001_baseline_mr",

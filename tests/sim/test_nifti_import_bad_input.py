@@ -33,7 +33,8 @@ def labels(api: Api, project: str) -> set[str]:
     return {r["label"] for r in rows}
 
 
-def test_bad_files_each_get_a_reason_and_the_good_ones_go_in(env: Server, api: Api, tmp_path: Path) -> None:
+def test_bad_files_each_get_a_reason_and_the_good_ones_go_in(env: Server, api: Api, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     project = api.new_project("NB")
     root = tmp_path / "batch"
     anat = root / "sub-01" / "anat"
@@ -81,6 +82,11 @@ def test_bad_files_each_get_a_reason_and_the_good_ones_go_in(env: Server, api: A
         assert reason in rows[source]["reason"], (source, rows[source])
     assert labels(api, project) == {"01_mr"}
     assert report["totals"]["rejected"] == 10
+    # XNAT uploads no report of a failed (exit 6) job: each rejected file is named in the log
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for source, (outcome, _) in expected.items():
+        if outcome == "rejected":
+            assert any(line.startswith(f"rejected: {source}: {rows[source]['reason']}") for line in logged), source
 
 
 def test_hostile_zip_members_are_refused(env: Server, api: Api, tmp_path: Path) -> None:
@@ -170,6 +176,14 @@ def test_mapping_without_required_columns_and_unknown_project(env: Server, api: 
     (root / "map.csv").write_text("file;subject\na.nii.gz;S1\n")
     assert run_import(tmp_path / "o1", project, "--source", str(root), "--mapping", "map.csv")[0] == 2
     assert "lacks the required column(s) source, session" in caplog.text
+    (root / "map2.csv").write_text("source,subject,session,scantype\na.nii.gz,S1,S1_mr,T1w\n")
+    caplog.clear()
+    assert run_import(tmp_path / "o4", project, "--source", str(root), "--mapping", "map2.csv")[0] == 0
+    assert "map2.csv: unknown column(s) ignored: scantype" in caplog.text  # in the log, not only the report
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_import(tmp_path / "o5", project, "--source", str(empty))[0] == 0
+    assert f"no files in {empty}: nothing to import" in caplog.text
     assert run_import(tmp_path / "o2", "NO_SUCH_PROJECT", "--source", str(root))[0] == 5
     assert "project NO_SUCH_PROJECT not found (or not visible to this user)" in caplog.text
     assert run_import(tmp_path / "o3", project, "--resource", "NO_SUCH_RESOURCE")[0] == 5

@@ -25,7 +25,7 @@ from xnatnode.errors import (
     Unreachable,
     XnatError,
 )
-from xnatnode.logs import Progress
+from xnatnode.logs import Progress, log_items
 from xnatnode.redact import forget_secrets, register_secret
 from xnatnode.runtime import (
     RUN_RECORD,
@@ -315,6 +315,18 @@ def test_progress_logs_periodic_lines_and_the_end(caplog: pytest.LogCaptureFixtu
     assert messages[-1] == "sessions: 1000/1000 (100%)"
     assert 9 <= len(messages) <= 11
     assert all("\r" not in m for m in messages)
+
+
+def test_log_items_names_the_first_ones_and_counts_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.items")
+    with caplog.at_level(logging.INFO, logger="test.items"):
+        log_items(logger, logging.WARNING, [f"item {i}" for i in range(25)], where="x.csv", limit=20)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"item {i}" for i in range(20)] + ["... and 5 more (all in x.csv)"]
+    assert {r.levelname for r in caplog.records} == {"WARNING"}
+    caplog.clear()
+    log_items(logger, logging.WARNING, [], where="x.csv")
+    assert not caplog.records
 
 
 def test_progress_without_total_and_finish(caplog: pytest.LogCaptureFixture) -> None:

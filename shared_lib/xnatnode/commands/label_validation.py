@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import datetime as dt
+    import logging
 
     from xnatnode.labelcheck import report
     from xnatnode.labelcheck.checks import run_checks
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from xnatnode.labelcheck.rules import fails
     from xnatnode.labelcheck.source import read_convention_text, read_project, read_session
     from xnatnode.listings import archive_root
+    from xnatnode.logs import log_items
     from xnatnode.reports import RunRecord
     from xnatnode.runtime import ExitCode, Run, UsageError
     from xnatnode.stamps import generator
@@ -119,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
             run.log.info("%s: %d errors, %d warnings; wrote %s", doc["verdict"],
                          doc["totals"]["error"], doc["totals"]["warning"],
                          ", ".join(p.name for p in paths))
+            ordered = sorted(findings, key=lambda f: f.severity != "error")  # errors first, stable
+            log_items(run.log, logging.WARNING, [
+                f"{f.severity} {f.rule}: {f.object_type} {f.object_label or f.object_id}: {f.message}"
+                + (f" (suggestion: {f.suggestion})" if f.suggestion else "") for f in ordered
+            ], where="findings.csv")
             if failed:
                 run.log.error("fail-on %s: exiting %d (XNAT uploads no outputs of a failed "
                               "container; findings are in %s)", fail_on, int(ExitCode.PARTIAL),

@@ -4,6 +4,7 @@ write (or print the plan) and report. Called by :mod:`xnatnode.commands.nifti_im
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from xnatnode.imports.sources import (
 from xnatnode.imports.state import ExistingSession, ProjectState, load_sessions, q, read_sessions
 from xnatnode.imports.writer import Writer, curl_lines, planned_rows
 from xnatnode.listings import naming_on_404
+from xnatnode.logs import log_items
 from xnatnode.nifti import Scanned, scan_file, scan_header, scan_image
 from xnatnode.runtime import ExitCode, Run, UsageError
 from xnatnode.stamps import generator, utc_timestamp
@@ -218,10 +220,20 @@ def _finish(run: Run, rows: list[plan.FileRow], summary: report.Summary) -> None
     from collections import Counter
 
     counts = Counter(r.outcome for r in rows)
+    for problem in summary.problems:
+        run.log.warning("%s", problem)
+    if not summary.dry_run:  # a dry run has printed every row already
+        log_items(run.log, logging.WARNING,
+                  [f"{r.outcome}: {r.source}: {r.reason}" for r in rows if r.outcome in report.FAILED],
+                  where=f"{report.NAME}.csv")
     run.record["project"] = summary.project
     run.record["dry_run"] = summary.dry_run
     run.record["outcomes"] = dict(sorted(counts.items()))
-    run.log.info("%s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no files")
+    if rows:
+        run.log.info("%s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    else:
+        run.log.warning("no files in %s: nothing to import (is it the right folder or resource?)",
+                        summary.source)
     from xnatnode.reports import RunRecord
 
     paths = report.write(run.output_dir, rows, summary, RunRecord.from_run(run))
