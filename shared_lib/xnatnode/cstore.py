@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import queue
 import struct
 import threading
@@ -421,8 +422,6 @@ class Outcome:
 
 
 def _ae(target: Target) -> Any:
-    import logging
-
     from pynetdicom import AE, _config
 
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one INFO line per message otherwise
@@ -436,14 +435,45 @@ def _ae(target: Target) -> Any:
     return ae
 
 
+def _unreachable(target: Target, why: str) -> ReceiverUnreachable:
+    return ReceiverUnreachable(
+        f"DICOM receiver {target.called_ae}@{target.host}:{target.port} {why}: check --dicom-host, "
+        "--dicom-port and --called-ae against XNAT's receivers (GET /xapi/dicomscp: aeTitle, port, "
+        "enabled), or send with --via import")
+
+
+def _no_answer(target: Target) -> str:
+    """Why nothing took the association, from one plain TCP connection (only on that failure)."""
+    import socket
+
+    try:
+        with socket.create_connection((target.host, target.port), timeout=min(target.timeout, 10.0)):
+            return "the port accepts connections but no association was made"
+    except socket.gaierror:
+        return f"unknown host {target.host}"
+    except ConnectionRefusedError:
+        return "connection refused: nothing listens on that port"
+    except TimeoutError:
+        return "connection timed out"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 def echo(target: Target) -> None:
     """C-ECHO the receiver; :class:`ReceiverUnreachable` with the reason when it does not answer."""
     ae = _ae(target)
     ae.add_requested_context("1.2.840.10008.1.1")
-    assoc = _associate(ae, target)
+    pynetdicom_log = logging.getLogger("pynetdicom")
+    pynetdicom_log.setLevel(logging.CRITICAL)  # its two ERROR lines say less than ours below
+    try:
+        assoc = _associate(ae, target)
+    except OSError:  # pynetdicom resolves the host itself: an unknown one raises gaierror
+        raise _unreachable(target, f"did not answer ({_no_answer(target)})") from None
+    finally:
+        pynetdicom_log.setLevel(logging.WARNING)
     if not assoc.is_established:
-        why = "rejected the association (wrong called AE title?)" if assoc.is_rejected else "did not answer"
-        raise ReceiverUnreachable(f"DICOM receiver {target.called_ae}@{target.host}:{target.port} {why}")
+        raise _unreachable(target, "rejected the association (wrong called AE title?)" if assoc.is_rejected
+                           else f"did not answer ({_no_answer(target)})")
     try:
         status = assoc.send_c_echo()
         if not status or int(status.Status) != 0:

@@ -18,6 +18,7 @@ what is missing, a run killed half-way loses nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from xnatnode.labels import Kind, check_label, problems_text
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("source", "project", "subject", "session")
 OPTIONAL = ("modality", "date", "notes")
@@ -77,6 +80,10 @@ def read_map(path: Path, project: str | None = None) -> tuple[list[Row], list[Ba
     if missing:
         raise MapError(f"CSV map {path} lacks the column(s) {', '.join(missing)} "
                        f"(found: {', '.join(frame.columns) or 'none'})")
+    unknown = [c for c in frame.columns if c not in (*REQUIRED, *OPTIONAL)]
+    if unknown:  # most often a typo of an optional column, which would otherwise be lost silently
+        log.warning("CSV map %s: unknown column(s) ignored: %s (known: %s)", path.name, ", ".join(unknown),
+                    ", ".join((*REQUIRED, *OPTIONAL)))
     good: list[Row] = []
     bad: list[BadRow] = []
     seen: dict[tuple[str, str], int] = {}

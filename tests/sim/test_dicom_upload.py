@@ -173,7 +173,16 @@ def test_receiver_unreachable(env: Server, api: Api, tmp_path: Path) -> None:
     assert upload(root, tmp_path / "out", 1) == 3
     outcome, reason = outcomes(tmp_path / "out")["U_MR1"]
     assert outcome == "not-sent"
-    assert "did not answer" in reason or "rejected" in reason
+    assert "did not answer (connection refused: nothing listens on that port)" in reason
+    assert "or send with --via import" in reason  # what to do next
+
+
+def test_missing_csv_is_named_as_missing(env: Server, port: int, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Inside a job (env sets XNAT_HOST/USER/PASS) a missing CSV is reported as missing, not as
+    lying outside the batch."""
+    assert upload(tmp_path, tmp_path / "out", port, csv="nothere.csv") == 2
+    assert f"CSV map nothere.csv not found (looked in the current folder and in {tmp_path})" in caplog.text
 
 
 def test_bad_inputs_each_a_clear_row_outcome(env: Server, api: Api, port: int, tmp_path: Path) -> None:

@@ -38,6 +38,29 @@ def test_map_sniffs_separator_bom_and_crlf_and_reports_bad_rows(tmp_path: Path) 
     assert reasons[7].startswith("illegal session")
 
 
+def test_map_warns_about_unknown_columns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "map.csv"
+    path.write_text("source,project,subject,session,modalty\na,P1,S1,S1_MR1,MR\n")
+    good, bad = read_map(path)
+    assert len(good) == 1
+    assert not bad
+    assert "CSV map map.csv: unknown column(s) ignored: modalty" in caplog.text
+
+
+def test_echo_names_an_unknown_receiver_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown --dicom-host is ReceiverUnreachable (exit 3) with the reason, not a traceback."""
+    import socket
+
+    from xnatnode.cstore import ReceiverUnreachable, Target, echo
+
+    def no_such_host(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)  # no DNS query leaves the machine
+    with pytest.raises(ReceiverUnreachable, match="did not answer \\(unknown host no-such-host\\)"):
+        echo(Target("no-such-host", 8104))
+
+
 def test_map_restricted_to_one_project(tmp_path: Path) -> None:
     """--project P: a row for another project is bad (nothing of it goes on), an empty cell is P;
     the same session under an empty cell and under P is one session."""

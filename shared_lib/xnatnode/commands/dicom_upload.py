@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         if not root.is_dir():
             raise UsageError(f"source root {root} is not a folder (pass --source-root or mount --input)")
         csv = _csv_path(opts.csv, root)
+        if not csv.is_file():
+            where = "" if csv.is_absolute() else f" (looked in the current folder and in {root})"
+            raise UsageError(f"CSV map {opts.csv} not found{where}")
         if launched_by_xnat() and root.resolve() not in csv.resolve().parents:
             raise UsageError(f"the CSV must be a file of the mounted batch ({root}), not {opts.csv}")
         try:
