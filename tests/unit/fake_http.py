@@ -78,6 +78,17 @@ class Seen:
     client_port: int
 
 
+def xnatpy_routes(server: FakeServer) -> None:
+    """The endpoints ``xnat.connect(..., no_parse_model=True)`` needs (xnatpy-internals §1), as
+    user alice, and an empty project listing."""
+    server.route("GET", "/", Reply(200, "<html>XNAT</html>"))
+    server.route("PUT", "/data/services/auth", Reply(200, "ABCDEF0123456789"))
+    server.route("GET", "/data/auth", Reply(200, "User 'alice' is logged in"))
+    server.route("GET", "/data/JSESSION", Reply(200, "ABCDEF0123456789"))
+    server.route("DELETE", "/data/JSESSION", Reply(200, ""))
+    server.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
+
+
 class FakeServer:
     """``with FakeServer() as srv: srv.route("GET", "/data/x", Reply(...)); srv.url``."""
 

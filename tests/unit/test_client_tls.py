@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_http import FakeServer, Reply
+from fake_http import FakeServer, Reply, xnatpy_routes
 from xnatnode.cli import main
 from xnatnode.client import Unreachable, connect
 from xnatnode.redact import forget_secrets
@@ -42,12 +42,7 @@ def srv(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iter
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
     with FakeServer(tls=context) as server:
-        server.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
-        server.route("GET", "/", Reply(200, "<html>XNAT</html>"))
-        server.route("PUT", "/data/services/auth", Reply(200, "ABCDEF0123456789"))
-        server.route("GET", "/data/auth", Reply(200, "User 'alice' is logged in"))
-        server.route("GET", "/data/JSESSION", Reply(200, "ABCDEF0123456789"))
-        server.route("DELETE", "/data/JSESSION", Reply(200, ""))
+        xnatpy_routes(server)
         yield server
     forget_secrets()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from fake_http import FakeServer, Reply
+from fake_http import FakeServer, Reply, xnatpy_routes
 from xnatnode.client import Unauthorized, Unreachable, connect
 from xnatnode.redact import forget_secrets
 
@@ -29,12 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
 def srv() -> Iterator[FakeServer]:
     """The endpoints ``xnat.connect(..., no_parse_model=True)`` needs (xnatpy-internals §1)."""
     with FakeServer() as server:
-        server.route("GET", "/", Reply(200, "<html>XNAT</html>"))
-        server.route("PUT", "/data/services/auth", Reply(200, "ABCDEF0123456789"))
-        server.route("GET", "/data/auth", Reply(200, "User 'alice' is logged in"))
-        server.route("GET", "/data/JSESSION", Reply(200, "ABCDEF0123456789"))
-        server.route("DELETE", "/data/JSESSION", Reply(200, ""))
-        server.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
+        xnatpy_routes(server)
         yield server
 
 
