@@ -4,10 +4,29 @@ parsers the line must reach."""
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from xnatnode.cli import build_parser
 from xnatsim.cs.templates import render_value, shell_split, substitute
+
+COMMAND_JSON = Path(__file__).resolve().parents[2] / "command-json"
+
+
+def commands() -> list[tuple[str, dict[str, Any]]]:
+    """Every command of every file in ``command-json/``, with its file's stem."""
+    return [
+        (path.stem, command)
+        for path in sorted(COMMAND_JSON.glob("*.json"))
+        for command in json.loads(path.read_text("utf-8"))
+    ]
+
+
+def command_params() -> list[Any]:
+    """:func:`commands` as pytest parameters named ``<file>:<command>``."""
+    return [pytest.param(command, id=f"{stem}:{command['name']}") for stem, command in commands()]
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -4,24 +4,13 @@ default (issue 8 item 7)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cs_lines import launch_argv, subparsers
+from cs_lines import command_params, commands, launch_argv, subparsers
 from xnatnode.settings import DEFAULT_RETRIES, positive_float
-
-REPO = Path(__file__).resolve().parents[2]
-
-def _commands() -> list[Any]:
-    return [
-        pytest.param(command, id=f"{path.stem}:{command['name']}")
-        for path in sorted((REPO / "command-json").glob("*.json"))
-        for command in json.loads(path.read_text("utf-8"))
-    ]
 
 
 def _subcommand(command: dict[str, Any]) -> str:
@@ -38,7 +27,7 @@ def _range(kind: Callable[..., Any] | None) -> tuple[float, float] | None:
     return None
 
 
-@pytest.mark.parametrize("command", _commands())
+@pytest.mark.parametrize("command", command_params())
 def test_retries_is_a_launch_input_with_the_library_default(command: dict[str, Any]) -> None:
     sub = subparsers()[_subcommand(command)]
     assert any("--retries" in a.option_strings for a in sub._actions), "no connection flags"
@@ -69,8 +58,7 @@ def test_every_numeric_flag_is_typed_and_range_checked(name: str) -> None:
 def _number_inputs() -> list[Any]:
     return [
         pytest.param(command, item, id=f"{command['name']}:{item['name']}")
-        for path in sorted((REPO / "command-json").glob("*.json"))
-        for command in json.loads(path.read_text("utf-8"))
+        for _, command in commands()
         for item in command["inputs"]
         if item["type"] == "number"
     ]

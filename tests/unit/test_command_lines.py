@@ -4,28 +4,18 @@ argument, so it cannot add flags such as ``--xnat-host`` (issue 8 item 1)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from cs_lines import command_params
 from xnatnode.commandjson import read_command, validate_document
 from xnatnode.commandjson.traps import user_settable_inputs
 from xnatsim.cs.templates import render_value, shell_split, substitute
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "8 --xnat-host http://127.0.0.1:9"
 
 
-def _commands() -> list[Any]:
-    return [
-        pytest.param(command, id=f"{path.stem}:{command['name']}")
-        for path in sorted((REPO / "command-json").glob("*.json"))
-        for command in json.loads(path.read_text("utf-8"))
-    ]
-
-
-@pytest.mark.parametrize("command", _commands())
+@pytest.mark.parametrize("command", command_params())
 def test_a_launch_value_with_spaces_stays_one_argument(command: dict[str, Any]) -> None:
     codes = validate_document(command, route="post").codes()
     assert "W-UNQUOTED-LAUNCH-VALUE" not in codes
