@@ -12,14 +12,25 @@ import pytest
 from xnatnode.cli import build_parser
 from xnatsim.cs.templates import render_value, shell_split, substitute
 
-COMMAND_JSON = Path(__file__).resolve().parents[2] / "command-json"
+COMMAND_JSON_DIR = Path(__file__).resolve().parents[2] / "command-json"
+
+
+def only_command(path: Path) -> dict[str, Any]:
+    """The one command of a command JSON file (an array, as the org.nrg.commands label carries it,
+    spec A.10)."""
+    doc = json.loads(path.read_text("utf-8"))
+    assert isinstance(doc, list), "the org.nrg.commands label carries a JSON array (spec A.10)"
+    assert len(doc) == 1
+    command: dict[str, Any] = doc[0]
+    assert isinstance(command, dict)
+    return command
 
 
 def commands() -> list[tuple[str, dict[str, Any]]]:
     """Every command of every file in ``command-json/``, with its file's stem."""
     return [
         (path.stem, command)
-        for path in sorted(COMMAND_JSON.glob("*.json"))
+        for path in sorted(COMMAND_JSON_DIR.glob("*.json"))
         for command in json.loads(path.read_text("utf-8"))
     ]
 

@@ -3,7 +3,6 @@ rules, image name and version."""
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -12,20 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cs_lines import known_flags, subparsers
+from cs_lines import COMMAND_JSON_DIR, known_flags, only_command, subparsers
 from xnatnode import __version__
 from xnatnode.images import image_name
 from xnatnode.labelcheck.rules import RULES
 
 REPO = Path(__file__).resolve().parents[2]
-COMMAND_JSON = REPO / "command-json" / "label-validation.json"
+COMMAND_JSON = COMMAND_JSON_DIR / "label-validation.json"
 
 
 @pytest.fixture(scope="module")
 def command() -> dict[str, Any]:
-    (doc,) = json.loads(COMMAND_JSON.read_text("utf-8"))
-    assert isinstance(doc, dict)
-    return doc
+    return only_command(COMMAND_JSON)
 
 
 def test_image_version_and_flags(command: dict[str, Any]) -> None:

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cs_lines import known_flags, launch_argv, subparsers
+from cs_lines import COMMAND_JSON_DIR, known_flags, launch_argv, only_command, subparsers
 from xnatnode import __version__
 from xnatnode.cli import build_parser
 from xnatnode.images import image_name
 from xnatnode.settings import DEFAULT_RETRIES
 
-REPO = Path(__file__).resolve().parents[2]
-COMMAND_JSON = REPO / "command-json" / "project-summary.json"
+COMMAND_JSON = COMMAND_JSON_DIR / "project-summary.json"
 
 
 @pytest.fixture(scope="module")
 def command() -> dict[str, Any]:
-    doc = json.loads(COMMAND_JSON.read_text("utf-8"))
-    assert isinstance(doc, list), "the org.nrg.commands label carries a JSON array (spec A.10)"
-    assert len(doc) == 1
-    cmd: dict[str, Any] = doc[0]
-    return cmd
+    return only_command(COMMAND_JSON)
 
 
 def test_image_and_version_follow_the_package(command: dict[str, Any]) -> None:
