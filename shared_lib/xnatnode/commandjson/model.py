@@ -19,6 +19,11 @@ _HAS_TAG = re.compile(r".+:[a-zA-Z0-9_.-]+")
 INPUT_TYPES = ("string", "boolean", "number", "select-one", "select-many", "file", "File")
 
 
+def _replacement_key(written: str | None, name: str) -> str:
+    """An input's replacement key as XNAT uses it: the one written, or ``#<name>#`` when blank."""
+    return written if written is not None and written.strip() else f"#{name}#"
+
+
 @dataclass
 class Mount:
     name: str
@@ -46,8 +51,7 @@ class CommandInput:
 
     @property
     def replacement_key(self) -> str:
-        key = self.raw_replacement_key
-        return key if key is not None and key.strip() else f"#{self.name}#"
+        return _replacement_key(self.raw_replacement_key, self.name)
 
 
 @dataclass
@@ -85,8 +89,7 @@ class WrapperInput:
 
     @property
     def replacement_key(self) -> str:
-        key = self.raw_replacement_key
-        return key if key is not None and key.strip() else f"#{self.name}#"
+        return _replacement_key(self.raw_replacement_key, self.name)
 
 
 @dataclass
