@@ -36,7 +36,7 @@ from typing import Any
 from xnatsim import intake
 from xnatsim.dicomhdr import read_routing
 from xnatsim.intake import UNASSIGNED, DicomFile, IntakeError, Labels, Study
-from xnatsim.store import Experiment, Store
+from xnatsim.store import Experiment, Store, time_text
 
 INDEX_SUFFIX = ".headers.jsonl"
 COLUMNS = ("project", "timestamp", "lastmod", "uploaded", "scan_date", "scan_time", "subject", "folderName",
@@ -51,10 +51,6 @@ def root(store: Store) -> Path:
 
 def _stamp(t: float) -> str:
     return time.strftime("%Y%m%d_%H%M%S", time.localtime(t)) + f"{int(t * 1000) % 1000:03d}"
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
 @dataclass
@@ -166,7 +162,7 @@ def _new_entry(store: Store, project: str, study_uid: str, session: str, subject
     folder = root(store) / project / _stamp(now) / session
     folder.mkdir(parents=True)
     row = {
-        "project": project, "timestamp": _stamp(now), "lastmod": _when(now), "uploaded": _when(now),
+        "project": project, "timestamp": _stamp(now), "lastmod": time_text(now), "uploaded": time_text(now),
         "scan_date": intake.iso_date(headers.get("StudyDate", "")),
         "scan_time": intake.iso_time(headers.get("StudyTime", "")),
         "subject": subject, "folderName": session, "name": session, "tag": study_uid,
@@ -224,7 +220,7 @@ def receive(store: Store, study: Study, *, user: str, merge: bool = False) -> st
         entry = same[-1] if same else _new_entry(store, project, study.uid, study.session, study.subject,
                                                   study.first, "READY", user)
         _place(entry, study.files)
-        entry.row["lastmod"] = _when(time.time())
+        entry.row["lastmod"] = time_text(time.time())
         entry.save()
     return "/data" + entry.row["url"]
 
@@ -293,7 +289,7 @@ def build_idle(receiving: Receiving, idle_seconds: float) -> list[str]:
     out: list[str] = []
     for entry in receiving.idle(idle_seconds):
         entry.row["status"] = "READY"
-        entry.row["lastmod"] = _when(time.time())
+        entry.row["lastmod"] = time_text(time.time())
         overwrite = entry.overwrite or ""
         if entry.direct:
             overwrite = overwrite if overwrite not in ("", "never") else "append"

@@ -15,7 +15,6 @@ import os
 import queue
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from xnatsim.cs.settings import CSSettings, resolve_constraints
 from xnatsim.cs.swarm import SwarmBackend
 from xnatsim.cs.templates import ResolutionError
 from xnatsim.cs.xnatobjects import StoreLoader
-from xnatsim.store import Store, StoreError
+from xnatsim.store import Store, StoreError, now_text
 
 __all__ = ["TERMINAL_PREFIXES", "CSSettings", "ContainerService"]
 
@@ -351,7 +350,7 @@ class ContainerService:
             "wfid": wfid, "id": obj["id"], "data_type": obj.get("xsiType"), "uri": obj.get("uri"),
             "externalid": obj.get("project-id") or project or obj.get("id"),
             "pipeline_name": wrapper["name"], "status": "Queued", "type": "Container",
-            "launch_time": _now_text(), "percentagecomplete": "0.0", "create_user": user,
+            "launch_time": now_text(), "percentagecomplete": "0.0", "create_user": user,
             "details": None, "comments": None, "justification": "Container launch",
             "category": "Data", "src": "xnatsim", "jobid": None,
         }
@@ -696,11 +695,3 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
-
-
-def _now_text() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
-
-
-

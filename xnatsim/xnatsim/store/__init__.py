@@ -62,6 +62,7 @@ from .models import (
     Subject,
     User,
     now_text,
+    time_text,
 )
 from .rows import scan_order
 from .store import Store
@@ -70,4 +71,5 @@ __all__ = [
     "CATALOG_SUFFIX", "MAX_NAME_BYTES", "ROLES", "BulkLoader", "ConfigEntry", "Experiment", "FieldValues",
     "FileEntry", "Listener", "Parent", "ParentKind", "Project", "Resource", "Role", "Scan", "StagedFile",
     "Store", "StoreError", "Subject", "User", "check_name", "check_relpath", "md5_file", "now_text", "scan_order",
+    "time_text",
 ]

@@ -25,10 +25,14 @@ class StoreError(Exception):
         self.message = message
 
 
-def now_text() -> str:
-    """XNAT's table timestamp format: ``2024-01-02 10:11:12.123``."""
-    t = time.time()
+def time_text(t: float) -> str:
+    """``t`` (seconds since the epoch) in XNAT's table timestamp format: ``2024-01-02 10:11:12.123``."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def now_text() -> str:
+    """Now in XNAT's table timestamp format (:func:`time_text`)."""
+    return time_text(time.time())
 
 
 @dataclass
