@@ -47,24 +47,26 @@ def test_bom_is_accepted() -> None:
     assert c.subject == "^sub[0-9]{3}$"
 
 
-def test_unknown_key_is_named_with_its_line() -> None:
-    with pytest.raises(ConventionError, match=r"line 3: sesion: unknown key"):
-        load("subject: '^s$'\n# comment\nsesion: '{subject}'\n")
-
-
-def test_nested_unknown_key() -> None:
-    with pytest.raises(ConventionError, match=r"line 3: dicom\.patient: unknown key"):
-        load("subject: x\ndicom:\n  patient: session\n")
-
-
-def test_tab_indentation_names_line_and_column() -> None:
-    with pytest.raises(ConventionError, match=r"labels\.yaml: line 3, column 1: .*tab"):
-        load("fields:\n  visit: [a]\n\tother: [b]\n")
-
-
-def test_syntax_error_names_the_line() -> None:
-    with pytest.raises(ConventionError, match=r"line 3, column 1: .* flow sequence at line 2, column 9"):
-        load("subject: '^s$'\nfields: [a, b\n")
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("subject: '^s$'\n# comment\nsesion: '{subject}'\n", r"line 3: sesion: unknown key",
+                 id="unknown-key-named-with-its-line"),
+    pytest.param("subject: x\ndicom:\n  patient: session\n", r"line 3: dicom\.patient: unknown key",
+                 id="nested-unknown-key"),
+    pytest.param("fields:\n  visit: [a]\n\tother: [b]\n", r"labels\.yaml: line 3, column 1: .*tab",
+                 id="tab-indentation-names-line-and-column"),
+    pytest.param("subject: '^s$'\nfields: [a, b\n", r"line 3, column 1: .* flow sequence at line 2, column 9",
+                 id="syntax-error-names-the-line"),
+    pytest.param("session: '{subject}_{site}'\n", r"line 1: session: placeholder \{site\}",
+                 id="unknown-placeholder-in-template"),
+    pytest.param("session: '{subject}_{modality}'\n", "needs the 'modality' map",
+                 id="modality-placeholder-needs-the-map"),
+    pytest.param("subject: a\nsubject: b\n", r"line 2: key 'subject' appears twice", id="duplicate-key"),
+    pytest.param("# nothing\n", "empty", id="empty-document"),
+    pytest.param("- a\n- b\n", r"line 1: \(document\)", id="non-mapping-document"),
+])
+def test_bad_document_is_refused_saying_where(text: str, message: str) -> None:
+    with pytest.raises(ConventionError, match=message):
+        load(text)
 
 
 def test_wrong_types_and_values() -> None:
@@ -75,28 +77,6 @@ def test_wrong_types_and_values() -> None:
     assert "line 2: fail-on: 'sometimes' is not one of error, warning, never" in text
     assert "line 4: fields.visit: must be a list of allowed values or a regular expression" in text
     assert "line 6: severity.nope" in text
-
-
-def test_unknown_placeholder_in_template() -> None:
-    with pytest.raises(ConventionError, match=r"line 1: session: placeholder \{site\}"):
-        load("session: '{subject}_{site}'\n")
-
-
-def test_modality_placeholder_needs_the_map() -> None:
-    with pytest.raises(ConventionError, match="needs the 'modality' map"):
-        load("session: '{subject}_{modality}'\n")
-
-
-def test_duplicate_key() -> None:
-    with pytest.raises(ConventionError, match=r"line 2: key 'subject' appears twice"):
-        load("subject: a\nsubject: b\n")
-
-
-def test_empty_and_non_mapping_documents() -> None:
-    with pytest.raises(ConventionError, match="empty"):
-        load("# nothing\n")
-    with pytest.raises(ConventionError, match=r"line 1: \(document\)"):
-        load("- a\n- b\n")
 
 
 def test_date_placeholder() -> None:
