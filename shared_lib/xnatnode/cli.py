@@ -26,14 +26,15 @@ VERSION = f"xnatnode {__version__}"
 
 #: Command modules, in the order ``xnatnode --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "validate_command_json",
+    # what the images run, then the tools that install and check them
     "project_summary",
-    "label_validation",
     "nifti_import",
-    "subscribe",
-    "images",
-    "register",
+    "label_validation",
     "dicom_upload",
+    "subscribe",
+    "register",
+    "validate_command_json",
+    "images",
 )
 
 

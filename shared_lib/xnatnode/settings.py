@@ -96,20 +96,26 @@ def positive_float(text: str) -> float:
     return value
 
 
-def int_in_range(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from ``low`` to ``high``."""
+@dataclass(frozen=True)
+class IntRange:
+    """An argparse type: a whole number from ``low`` to ``high`` (:func:`flag` shows the range)."""
 
-    def convert(text: str) -> int:
+    low: int
+    high: int
+
+    def __call__(self, text: str) -> int:
         stripped = text.strip()
         if not (stripped.isascii() and stripped.lstrip("+-").isdigit()) or len(stripped) > 12:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
         value = int(stripped)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low} to {high}: {text!r}")
+        if not self.low <= value <= self.high:
+            raise argparse.ArgumentTypeError(f"must be {self.low} to {self.high}: {text!r}")
         return value
 
-    convert.__name__ = f"int from {low} to {high}"
-    return convert
+
+def int_in_range(low: int, high: int) -> IntRange:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    return IntRange(low, high)
 
 
 def log_level(text: str) -> str:
@@ -137,13 +143,17 @@ def flag(
 
     The variable's text goes through ``type`` as a command-line value would; a bad one makes
     :class:`SettingsParser` fail with a message naming the variable (exit 2), unless the flag
-    itself is given. ``--help`` shows the variable and the default.
+    itself is given. ``--help`` shows the range of an :class:`IntRange`, the variable and the
+    default.
     """
     shown = help
+    notes = [f"{type.low}-{type.high}"] if isinstance(type, IntRange) else []
+    if default is not None and not isinstance(default, bool):
+        notes.append(f"default: {default:g}" if isinstance(default, float) else f"default: {default}")
     if env is not None:
         shown += f" [env {env}]"
-    if default is not None and not isinstance(default, bool):
-        shown += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
+    if notes:
+        shown += f" ({'; '.join(notes)})"
     raw = (os.environ if environ is None else environ).get(env) if env is not None else None
     if raw:
         try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cs_lines import command_params, commands, launch_argv, subparsers
-from xnatnode.settings import DEFAULT_RETRIES, positive_float
+from xnatnode.settings import DEFAULT_RETRIES, IntRange, positive_float
 
 
 def _subcommand(command: dict[str, Any]) -> str:
@@ -21,9 +21,8 @@ def _range(kind: Callable[..., Any] | None) -> tuple[float, float] | None:
     """The bounds a settings type accepts, or None if it is not one of the range-checked types."""
     if kind is positive_float:
         return (0.0, float("inf"))
-    found = re.fullmatch(r"int from (-?\d+) to (-?\d+)", getattr(kind, "__name__", ""))
-    if found and getattr(kind, "__qualname__", "").startswith("int_in_range."):
-        return (int(found[1]), int(found[2]))
+    if isinstance(kind, IntRange):
+        return (kind.low, kind.high)
     return None
 
 

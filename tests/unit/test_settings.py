@@ -77,6 +77,21 @@ def test_help_shows_each_flags_environment_variable(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize(
+    ("command", "shown"),
+    [("project-summary", "REST requests in flight at most (1-32; default: 8)"),
+     ("nifti-import", "(1-32; default: 16)"),
+     ("dicom-upload", "C-STORE associations in parallel (1-16; default: 4)"),
+     ("dicom-upload", "DICOM receiver port (1-65535; default: 8104)"),
+     ("label-validation", "[env XNATNODE_RETRIES] (0-20; default: 5)")],
+)
+def test_help_shows_the_range_of_each_whole_number_flag(command: str, shown: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert shown in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
     ("env", "value"),
     [("XNATNODE_TIMEOUT", "nan"), ("XNATNODE_RETRIES", "many"), ("XNATNODE_DEADLINE", "-1"),
      ("XNATNODE_LOG_LEVEL", "chatty")],
