@@ -178,6 +178,21 @@ def _feeds_select(
         )
 
 
+def _name_unique(
+    item: WrapperInput, names: JavaHashSet, by_name: dict[str, WrapperInput], out: _Errors,
+    prefix: str,
+) -> None:
+    """Adds the input's name to the wrapper's (external and derived inputs share one set)."""
+    if not names.add(item.name):
+        out.add(
+            "E-WRAPPER-INPUT-NAME-DUPLICATE",
+            f'{prefix}{item.kind} input name "{item.name}" is not unique.',
+            item.loc,
+        )
+    else:
+        by_name[item.name] = item
+
+
 def _docker_errors(cmd: Command, out: _Errors, head: str) -> None:
     for key, value in (cmd.ulimits or {}).items():
         if value == "" or (":" in value and split_count(value, ":") > 2):
@@ -263,27 +278,13 @@ def _docker_errors(cmd: Command, out: _Errors, head: str) -> None:
         wrapper_inputs = JavaHashSet(len(wrapper.external_inputs) + len(wrapper.derived_inputs))
         by_name: dict[str, WrapperInput] = {}
         for winput in wrapper.external_inputs:
-            if not wrapper_inputs.add(winput.name):
-                out.add(
-                    "E-WRAPPER-INPUT-NAME-DUPLICATE",
-                    f'{prefix}external input name "{winput.name}" is not unique.',
-                    winput.loc,
-                )
-            else:
-                by_name[winput.name] = winput
+            _name_unique(winput, wrapper_inputs, by_name, out, prefix)
             _feeds_select(winput, inputs, out, prefix)
             _wrapper_input_errors(winput, out, prefix)
 
         multiple: set[str] = set()
         for winput in wrapper.derived_inputs:
-            if not wrapper_inputs.add(winput.name):
-                out.add(
-                    "E-WRAPPER-INPUT-NAME-DUPLICATE",
-                    f'{prefix}derived input name "{winput.name}" is not unique.',
-                    winput.loc,
-                )
-            else:
-                by_name[winput.name] = winput
+            _name_unique(winput, wrapper_inputs, by_name, out, prefix)
             parent = winput.derived_from_wrapper_input
             if winput.name == parent:
                 out.add(
