@@ -91,6 +91,48 @@ def test_alias_token_from_environment_is_basic_auth(srv: FakeServer, monkeypatch
     assert sent == f"{ALIAS}:{PASSWORD}"
 
 
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                   "no_proxy", "NO_PROXY")
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+def test_proxy_variables_are_honoured_as_requests_reads_them(monkeypatch: pytest.MonkeyPatch,
+                                                             bypass: bool) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    listing = Reply(200, {"ResultSet": {"Result": []}})
+    with FakeServer() as xnat, FakeServer() as proxy:
+        xnat.route("GET", "/data/projects", listing)
+        proxy.route("GET", "/data/projects", listing)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        if bypass:
+            monkeypatch.setenv("no_proxy", "127.0.0.1")
+        with conn_to(xnat) as conn:
+            conn.get_json("/data/projects")
+        assert (len(xnat.seen), len(proxy.seen)) == ((1, 0) if bypass else (0, 1))
+
+
+def test_the_environment_is_read_once_when_the_connection_is_made(
+        srv: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests would look the proxy and CA-bundle variables up again on every request (a third of
+    a small request's CPU); the connection resolves them once, for its host."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    srv.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
+    with FakeServer() as proxy, conn_to(srv) as conn:
+        conn.get_json("/data/projects")
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setattr(requests.utils, "get_environ_proxies", _never)
+        monkeypatch.setattr(requests.sessions, "get_environ_proxies", _never)
+        conn.get_json("/data/projects")
+        assert proxy.seen == []
+    assert len(srv.seen) == 2
+
+
+def _never(*args: object, **kwargs: object) -> dict[str, str]:
+    raise AssertionError("the environment was read again for a request")
+
+
 def test_get_table_returns_text_rows(srv: FakeServer) -> None:
     rows = [{"ID": "E1", "label": "S1_MR1", "frames": 120, "note": None}]
     srv.route("GET", "/data/projects/P1/experiments", Reply(200, {"ResultSet": {"Result": rows}}))

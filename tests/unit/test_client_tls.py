@@ -61,6 +61,18 @@ def test_ca_bundle_is_used(srv: FakeServer, certificate: tuple[Path, Path]) -> N
         assert conn.get_table("/data/projects") == []
 
 
+def test_requests_ca_bundle_variable_is_honoured(srv: FakeServer, certificate: tuple[Path, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE stands in for the default ``verify=True``, as in requests (the
+    connection reads it once, when it is made); an explicit bundle or ``verify=False`` wins."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    with connect(srv.url, "alice", PASSWORD) as conn:
+        assert conn.get_table("/data/projects") == []
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[1].parent / "missing.pem"))
+    with connect(srv.url, "alice", PASSWORD, verify=str(certificate[0])) as conn:
+        assert conn.get_table("/data/projects") == []
+
+
 def test_insecure_skips_verification(srv: FakeServer) -> None:
     with connect(srv.url, "alice", PASSWORD, verify=False) as conn:
         assert conn.get_table("/data/projects") == []
