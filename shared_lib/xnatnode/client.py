@@ -261,17 +261,8 @@ class Connection:
             watch = _Watch()
             try:
                 with watch.cutting_after(budget + _GRACE), self.deadline.watching(watch.cut):
-                    response = self._session.request(
-                        method,
-                        url,
-                        params=params,
-                        data=data,
-                        files=files,
-                        headers=dict(headers) if headers else None,
-                        stream=stream,
-                        timeout=budget,
-                        verify=self._send_verify,
-                    )
+                    response = self._send(method, url, params=params, data=data, files=files,
+                                          headers=headers, stream=stream, timeout=budget)
                 if watch.fired:  # cut mid-headers, http.client may take what came as complete
                     response.close()
                     raise requests.ConnectionError("cut off")
@@ -338,6 +329,31 @@ class Connection:
             attempt += 1
             if rewind is not None:
                 rewind()
+
+    def _send(self, method: str, url: str, *, params: Mapping[str, Any] | None, data: Any, files: Any,
+              headers: Mapping[str, str] | None, stream: bool, timeout: float) -> requests.Response:
+        """One attempt: what ``Session.request`` does, without merging the session's settings.
+
+        ``Session.request`` merges the session's headers, parameters, credentials, hooks, cookies
+        (a copy of the jar) and environment into every request through generic helpers (each
+        mapping checked against runtime protocols, lists of pairs rebuilt): a fifth of a small
+        request's client CPU. A connection's settings are fixed (its headers, credentials and
+        cookie jar, no hooks or parameters, the proxies and CA bundle of
+        :func:`_environment_once`), so the request is built by requests' own ``Request.prepare``
+        with them merged here, and sent by ``Session.send`` as before (the adapter and its pool,
+        redirects, the cookies XNAT sets).
+        """
+        session = self._session
+        merged = session.headers
+        if headers:
+            merged = requests.structures.CaseInsensitiveDict(merged)
+            merged.update(headers)
+        cookies = requests.cookies.RequestsCookieJar()  # a copy, as Session.request makes
+        cookies.update(session.cookies)
+        prepared = requests.Request(method, url, headers=merged, files=files, data=data or {},
+                                    params=params or {}, auth=session.auth, cookies=cookies).prepare()
+        return session.send(prepared, stream=stream, timeout=timeout, verify=self._send_verify,
+                            proxies=session.proxies, cert=None, allow_redirects=True)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         """Back-off before retry ``attempt + 1``: doubling, with up to 10% jitter (so that many

@@ -133,6 +133,29 @@ def _never(*args: object, **kwargs: object) -> dict[str, str]:
     raise AssertionError("the environment was read again for a request")
 
 
+def test_cookies_headers_and_query_go_out_as_requests_sends_them(srv: FakeServer) -> None:
+    """XNAT's session cookie comes back on every later request (also after a redirect), the
+    caller's headers join the connection's, and the query is encoded as requests encodes it."""
+    srv.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}},
+                                             {"Set-Cookie": "JSESSIONID=ABC123; Path=/; HttpOnly"}),
+              Reply(200, {"ResultSet": {"Result": []}}))
+    srv.route("PUT", "/data/projects/P1/files/a%20b.nii", Reply(200, ""))
+    srv.route("GET", "/old", Reply(302, "", {"Location": "/data/projects"}))
+    with conn_to(srv) as conn:
+        conn.get_json("/data/projects")
+        conn.upload("/data/projects/P1/files/a%20b.nii", b"x" * 10, {"event_reason": "a b&c", "format": "NIFTI"})
+        conn.get_json("/old")
+    first, put, old, redirected = srv.seen
+    assert "Cookie" not in first.headers
+    assert [s.headers.get("Cookie") for s in (put, old, redirected)] == ["JSESSIONID=ABC123"] * 3
+    assert all(s.headers["User-Agent"] == client.USER_AGENT for s in srv.seen)
+    assert all(s.headers["Authorization"].startswith("Basic ") for s in srv.seen)
+    assert put.headers["Content-Type"] == "application/octet-stream"
+    assert put.headers["Content-Length"] == "10"
+    assert put.body == b"x" * 10
+    assert put.query == {"event_reason": "a b&c", "format": "NIFTI"}
+
+
 def test_get_table_returns_text_rows(srv: FakeServer) -> None:
     rows = [{"ID": "E1", "label": "S1_MR1", "frames": 120, "note": None}]
     srv.route("GET", "/data/projects/P1/experiments", Reply(200, {"ResultSet": {"Result": rows}}))
@@ -294,7 +317,7 @@ def test_unknown_host_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> No
         raise requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
 
     with connect("https://xnat.invalid", "alice", PASSWORD, retries=1, backoff=0.0) as conn:
-        monkeypatch.setattr(conn._session, "request", fail)
+        monkeypatch.setattr(conn._session, "send", fail)
         with pytest.raises(Unreachable, match=r"https://xnat.invalid .*unknown host") as info:
             conn.get("/data/projects")
         assert conn.request_count == 2
@@ -346,7 +369,7 @@ def test_tls_failure_is_not_retried_and_suggests_a_ca_bundle(monkeypatch: pytest
         raise requests.exceptions.SSLError("certificate verify failed: unable to get local issuer")
 
     with connect("https://xnat.example", "alice", PASSWORD, retries=3) as conn:
-        monkeypatch.setattr(conn._session, "request", fail)
+        monkeypatch.setattr(conn._session, "send", fail)
         with pytest.raises(Unreachable, match="--ca-bundle"):
             conn.get("/data/projects")
         assert conn.request_count == 1
