@@ -14,13 +14,14 @@ headers, unknown data types, other dimensionalities, truncated data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 CHUNK = 1 << 20
 #: Bytes of (decompressed) file kept for the header: NIfTI-2's header is 540 bytes.
@@ -163,6 +164,31 @@ def scan_header(stream: IO[bytes], size: int) -> Scanned:
         return Scanned(digest, problem=str(exc))
 
 
+def orientation_of(affine: Any) -> str:
+    """The axis codes of a 4x4 affine, e.g. ``"RAS"`` (nibabel's ``aff2axcodes``; ``?`` for an
+    axis without one).
+
+    They depend only on the affine's rotation and zoom part, not on its translation, and the
+    images of a batch mostly share that part (one orientation and voxel size per protocol), so the
+    codes are computed once per distinct part (:func:`_orientation`): nibabel's computation (an
+    SVD and a dozen small numpy operations) was more than half of a header's inspection.
+    """
+    import numpy as np
+
+    return _orientation(np.ascontiguousarray(affine[:3, :3], dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=1024)
+def _orientation(rotation_zoom: bytes) -> str:
+    import nibabel as nib
+    import numpy as np
+
+    affine = np.eye(4)
+    affine[:3, :3] = np.frombuffer(rotation_zoom, dtype=np.float64).reshape(3, 3)
+    codes = nib.aff2axcodes(affine)  # type: ignore[no-untyped-call]
+    return "".join(c or "?" for c in codes)
+
+
 def _sizeof_hdr(head: bytes) -> tuple[int, str]:
     for order in ("<", ">"):
         value = struct.unpack(order + "i", head[:4])[0]
@@ -199,9 +225,7 @@ def inspect_header(head: bytes, data_size: int) -> Inspection:
         shape = tuple(int(n) for n in header.get_data_shape())
         dtype = header.get_data_dtype()
         zooms = header.get_zooms()
-        affine = header.get_best_affine()
-        codes = nib.aff2axcodes(affine)  # type: ignore[no-untyped-call]
-        orientation = "".join(c or "?" for c in codes)
+        orientation = orientation_of(header.get_best_affine())
         offset = int(header["vox_offset"])
     except (HeaderDataError, ValueError, KeyError, TypeError) as exc:
         raise NiftiError(f"corrupt NIfTI-{version} header: {exc}") from None

@@ -133,6 +133,28 @@ def test_inspection_of_nifti1_nifti2_3d_4d(tmp_path: Path) -> None:
     assert two.digest.size == len(data)
 
 
+@pytest.mark.parametrize("shift", [(0.0, 0.0, 0.0), (-90.5, 126.0, -72.25)])
+def test_orientation_codes_are_nibabels_whatever_the_translation(shift: tuple[float, float, float]) -> None:
+    """The codes are computed once per rotation-zoom part; a shift of the origin changes nothing."""
+    import nibabel as nib
+    import numpy as np
+    from nibabel.affines import from_matvec
+    from xnatnode.nifti import orientation_of
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    matrices = [np.diag([1.0, 1.0, 1.0]), np.diag([-0.8, 0.8, 2.5]), np.array([[0, 0, -1.2], [1.1, 0, 0], [0, 1.1, 0]]),
+                np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.diag([0.9, 0.9, 3.0]),
+                np.array([[0.0, 0, 0], [0, 1, 0], [0, 0, 1]])]  # a degenerate axis: no code
+    for matrix in matrices:
+        affine = from_matvec(matrix, shift)
+        expected = "".join(code or "?" for code in nib.aff2axcodes(affine))
+        assert orientation_of(affine) == expected
+        assert orientation_of(affine.astype(np.float32)) == "".join(
+            code or "?" for code in nib.aff2axcodes(affine.astype(np.float32)))
+    assert orientation_of(from_matvec(matrices[2], shift)) == "ASL"
+    assert orientation_of(from_matvec(matrices[4], shift)) == "?AS"
+
+
 def test_bad_images_are_refused_with_a_reason(tmp_path: Path) -> None:
     good = write_image(tmp_path / "good.nii", (8, 8, 4)).read_bytes()
     good_gz = write_image(tmp_path / "good.nii.gz", (8, 8, 4)).read_bytes()
