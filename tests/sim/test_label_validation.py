@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from label_data import (
     CONVENTION,
     OTHER_PROJECT_LABEL,
@@ -37,8 +36,7 @@ P, OTHER, BARE = "LVP", "LVOTHER", "LVBARE"
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     """A private xnatsim (its request counter is ours alone) with the test projects."""
     with running_server(tmp_path_factory.mktemp("lv-sim")) as server:
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         ids = build_project(http, server.url, P)
         build_project(http, server.url, OTHER, subjects=("sub001",),
                       sessions=[SessionSpec("sub001", OTHER_PROJECT_LABEL, series=[Series("1", "T1w")])])
@@ -180,8 +178,7 @@ def test_convention_file_overrides_the_config(env: Server, tmp_path: Path) -> No
 ])
 def test_bad_convention_in_config_is_a_usage_error(env: Server, text: str, message: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    http = requests.Session()
-    http.auth = (env.user, env.password)
+    http = env.session()
     project = f"LVBAD{abs(hash(text)) % 10000}"
     build_project(http, env.url, project, convention=text, sessions=[], subjects=())
     code = main(["label-validation", "--project", project, "--output", str(tmp_path)])

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from xnatnode.cli import main
 from xnatnode.client import connect
 from xnatnode.listings import mounted_sessions, read_project
@@ -57,8 +56,7 @@ def _odd_truth() -> dict[str, int]:
 
 
 def _build_odd(server: Server) -> None:
-    http = requests.Session()
-    http.auth = (server.user, server.password)
+    http = server.session()
 
     def put(path: str, **params: str) -> None:
         r = http.put(server.url + path, params=params, timeout=30)

@@ -26,9 +26,7 @@ def xnatsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 @pytest.fixture
 def http(xnatsim_server: Server, monkeypatch: pytest.MonkeyPatch) -> requests.Session:
     point_xnatnode_at(xnatsim_server, monkeypatch)
-    session = requests.Session()
-    session.auth = (xnatsim_server.user, xnatsim_server.password)
-    return session
+    return xnatsim_server.session()
 
 
 def test_subscribe_creates_one_subscription(xnatsim_server: Server, http: requests.Session,

@@ -33,6 +33,4 @@ def api(xnatsim_server: Server) -> Api:
 @pytest.fixture(scope="module")
 def http(server: Server) -> requests.Session:
     """``requests`` logged in as admin (Basic auth) to the module's own ``server`` fixture."""
-    session = requests.Session()
-    session.auth = (server.user, server.password)
-    return session
+    return server.session()

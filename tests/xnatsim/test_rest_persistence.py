@@ -9,25 +9,19 @@ import random
 from pathlib import Path
 
 import requests
-from xnatsim.testing import Server, running_server
+from xnatsim.testing import running_server
 
 MR = {"xsiType": "xnat:mrSessionData"}
-
-
-def _client(server: Server) -> requests.Session:
-    http = requests.Session()
-    http.auth = (server.user, server.password)
-    return http
 
 
 def test_concurrent_writers_then_restart_keeps_everything(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running_server(data, in_process=False, fetch_schemas=False) as server:
         base = server.url + "/data/projects/CONC"
-        assert _client(server).put(base, params={"xsiType": "xnat:projectData"}).status_code == 200
+        assert server.session().put(base, params={"xsiType": "xnat:projectData"}).status_code == 200
 
         def write(i: int) -> tuple[int, str, int, int]:
-            http = _client(server)
+            http = server.session()
             session = http.put(f"{base}/subjects/SUB{i % 4}/experiments/MR{i}", params=MR)
             http.put(f"{base}/subjects/SUB{i % 4}/experiments/MR{i}/scans/1", params={"xsiType": "xnat:mrScanData"})
             upload = http.put(f"{base}/subjects/SUB{i % 4}/experiments/MR{i}/scans/1/resources/NIFTI/files/f{i}.nii",
@@ -36,7 +30,7 @@ def test_concurrent_writers_then_restart_keeps_everything(tmp_path: Path) -> Non
             return session.status_code, session.text, upload.status_code, shared.status_code
 
         def same_label(_: int) -> int:
-            return _client(server).put(f"{base}/subjects/ONE/experiments/SAME", params=MR).status_code
+            return server.session().put(f"{base}/subjects/ONE/experiments/SAME", params=MR).status_code
 
         with concurrent.futures.ThreadPoolExecutor(24) as pool:
             results = list(pool.map(write, range(48)))
@@ -45,7 +39,7 @@ def test_concurrent_writers_then_restart_keeps_everything(tmp_path: Path) -> Non
         ids = [text for _, text, _, _ in results]
         assert len(set(ids)) == 48
         assert same == [200] * 11 + [201]  # one session, created once
-        http = _client(server)
+        http = server.session()
         shared = http.get(f"{base}/resources", params={"format": "json"}).json()["ResultSet"]["Result"]
         assert [(r["label"], r["file_count"]) for r in shared] == [("SHARED", "48")]
         highest = max(ids)
@@ -55,7 +49,7 @@ def test_concurrent_writers_then_restart_keeps_everything(tmp_path: Path) -> Non
         token = http.get(server.url + "/data/services/tokens/issue").json()
 
     with running_server(data, in_process=False, fetch_schemas=False) as again:
-        http = _client(again)
+        http = again.session()
         rows = http.get(f"{again.url}/data/projects/CONC/experiments", params={"format": "json"}).json()["ResultSet"]
         assert rows["totalRecords"] == "48"  # 47 written + SAME
         listed = {r["label"] for r in rows["Result"]}
@@ -89,14 +83,14 @@ def test_racing_uploads_deletes_and_downloads_never_500(tmp_path: Path) -> None:
     download, and afterwards the archive folder holds exactly what the listing says."""
     with running_server(tmp_path, fetch_schemas=False) as server:
         base = server.url + "/data/projects/RACE/subjects/S/experiments/E"
-        http = _client(server)
+        http = server.session()
         http.put(server.url + "/data/projects/RACE", params={"xsiType": "xnat:projectData"})
         http.put(base, params=MR)
         http.put(base + "/scans/1", params={"xsiType": "xnat:mrScanData"})
         files = base + "/scans/1/resources/R/files"
 
         def work(seed: int) -> list[tuple[str, int]]:
-            rnd, client, seen = random.Random(seed), _client(server), []
+            rnd, client, seen = random.Random(seed), server.session(), []
             for _ in range(60):
                 op, name = rnd.choice(["up", "up", "over", "del", "zip", "tgz", "get", "delres"]), \
                     f"d{rnd.randint(0, 3)}/f{rnd.randint(0, 3)}.txt"

@@ -3,7 +3,7 @@
 ::
 
     with running_server(tmp_path) as server:
-        requests.get(server.url + "/data/projects", auth=(server.user, server.password))
+        server.session().get(server.url + "/data/projects")  # logged in as admin
         assert server.stats()["requests"] == 1
 
 ``in_process=True`` (default) serves from a thread of the calling process (``server.app`` and
@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xnatsim.server import (
     ADMIN_PASSWORD,
@@ -41,6 +41,9 @@ from xnatsim.server import (
     stop_in_thread,
 )
 from xnatsim.store import Store
+
+if TYPE_CHECKING:
+    import requests
 
 START_TIMEOUT = 60.0
 
@@ -82,6 +85,14 @@ class Server:
 
     def reset_stats(self) -> None:
         self._control("POST", "/xnatsim/stats/reset")
+
+    def session(self) -> requests.Session:
+        """A ``requests`` session logged in as this server's admin (Basic auth on every request)."""
+        import requests  # only tests and benchmarks need it
+
+        session = requests.Session()
+        session.auth = (self.user, self.password)
+        return session
 
     def set_faults(self, **values: float) -> dict[str, Any]:
         """e.g. ``set_faults(fail_every=3)``, ``set_faults(latency_ms=0, drop_every=0)``."""
@@ -192,12 +203,9 @@ class Api:
     """A ``requests`` session against the session's xnatsim, logged in as admin with Basic auth."""
 
     def __init__(self, server: Server) -> None:
-        import requests  # only tests and benchmarks need it
-
         self.server = server
         self.url = server.url
-        self.session = requests.Session()
-        self.session.auth = (server.user, server.password)
+        self.session = server.session()
         self._counter = 0
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
