@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from xnatnode.labelcheck.rules import FAIL_ON, FailOn
 from xnatnode.labels import project_id
 from xnatnode.settings import add_connection_arguments, add_runtime_arguments, load_settings
 
@@ -30,7 +30,7 @@ class Options:
     project: str
     session: str | None
     convention: Path | None
-    fail_on: Literal["error", "warning", "never"] | None
+    fail_on: FailOn | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention", type=Path, metavar="FILE",
                         help="naming convention (YAML or JSON); default: the project's config "
                         "xnatnode/labels in XNAT, else XNAT's own rules only")
-    parser.add_argument("--fail-on", choices=("error", "warning", "never"),
+    parser.add_argument("--fail-on", choices=FAIL_ON,
                         help="exit 6 when findings of this severity exist (default: the "
                         "convention's fail-on, else never); XNAT uploads no report of a failed run")
     add_connection_arguments(parser)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from xnatnode.labelcheck.rules import RULES, FailOn, Severity
+from xnatnode.labelcheck.rules import FAIL_ON, RULES, FailOn, Severity
 
 #: Where the convention lives in XNAT's configuration service.
 CONFIG_TOOL = "xnatnode"
@@ -64,7 +64,7 @@ SCHEMA: dict[str, Any] = {
             "propertyNames": {"enum": sorted(RULES)},
             "additionalProperties": {"enum": ["error", "warning", "off"]},
         },
-        "fail-on": {"enum": ["error", "warning", "never"]},
+        "fail-on": {"enum": list(FAIL_ON)},
         "dicom": {
             "type": "object",
             "additionalProperties": False,

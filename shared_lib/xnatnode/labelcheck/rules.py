@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Severity = Literal["error", "warning"]
 ObjectType = Literal["project", "subject", "session", "scan"]
 FailOn = Literal["error", "warning", "never"]
+#: fail-on's values (the convention's key and ``--fail-on``)
+FAIL_ON: tuple[str, ...] = get_args(FailOn)
 Verdict = Literal["pass", "warnings", "fail"]
 
 
