@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import get_args
 
 from xnatnode.labels import project_id
 from xnatnode.listings import DEFAULT_WORKERS, SizesMode
@@ -38,7 +39,7 @@ class Options:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--project", required=True, type=project_id, metavar="ID",
          help="XNAT project ID")
-    flag(parser, "--sizes", choices=("auto", "mount", "rest", "none"), default="auto",
+    flag(parser, "--sizes", choices=get_args(SizesMode), default="auto",
          help="where file counts and sizes come from: the mounted archive (--input), resource "
          "listings over REST, or nowhere; auto = mount when --input holds the project's "
          "sessions, else rest")
