@@ -50,11 +50,11 @@ import urllib3
 
 from xnatnode import __version__
 from xnatnode.credentials import (
-    ENV_HOST,
     ENV_PASS,
     ENV_USER,
     Credentials,
     launched_by_xnat,
+    refused_in_a_job,
     resolve_credentials,
 )
 from xnatnode.deadline import NEVER, Deadline
@@ -1057,11 +1057,10 @@ def connect_with(
     """
     env = os.environ if environ is None else environ
     if launched_by_xnat(env) and settings.given:
-        raise ConfigError(
-            f"{', '.join(settings.given)} refused: XNAT's Container Service launched this job "
-            f"({ENV_HOST}, {ENV_USER} and {ENV_PASS} are set), so the connection comes from the "
-            "environment only (a launch value must not redirect the job's token)"
-        )
+        raise ConfigError(refused_in_a_job(
+            ", ".join(settings.given),
+            "the connection comes from the environment only (a launch value must not redirect the job's token)",
+        ))
     return connect(
         settings.host,
         settings.user,

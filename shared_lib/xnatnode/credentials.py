@@ -67,6 +67,14 @@ def launched_by_xnat(environ: Mapping[str, str] | None = None) -> bool:
     return all(env.get(name) for name in (ENV_HOST, ENV_USER, ENV_PASS))
 
 
+def refused_in_a_job(what: str, because: str) -> str:
+    """The message refusing ``what`` in a Container Service job (see :func:`launched_by_xnat`),
+    with the way out for a run by hand that only looks like one."""
+    return (f"{what} refused: XNAT's Container Service launched this job ({ENV_HOST}, {ENV_USER} and "
+            f"{ENV_PASS} are set), so {because}. Running by hand? Leave {ENV_PASS} unset and keep the "
+            "password in ~/.netrc (or --netrc FILE)")
+
+
 def normalize_host(host: str) -> str:
     """``scheme://host[:port][/path]`` without a trailing slash; ``https://`` if no scheme is given."""
     text = host.strip()

@@ -183,6 +183,14 @@ def test_missing_csv_is_named_as_missing(env: Server, port: int, tmp_path: Path,
     lying outside the batch."""
     assert upload(tmp_path, tmp_path / "out", port, csv="nothere.csv") == 2
     assert f"CSV map nothere.csv not found (looked in the current folder and in {tmp_path})" in caplog.text
+    (tmp_path / "batch").mkdir()
+    outside = tmp_path / "map.csv"
+    dd.write_csv(outside, [("a", "P", "S", "S_MR1")])
+    assert upload(tmp_path / "batch", tmp_path / "out", port, csv=str(outside)) == 2
+    assert "the CSV must be a file of the mounted batch" in caplog.text
+    assert upload(tmp_path, tmp_path / "out", port, "--dicom-host", "127.0.0.1") == 2
+    assert "--dicom-host refused" in caplog.text
+    assert "Running by hand? Leave XNAT_PASS unset" in caplog.text
 
 
 def test_bad_inputs_each_a_clear_row_outcome(env: Server, api: Api, port: int, tmp_path: Path) -> None:

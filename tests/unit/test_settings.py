@@ -154,6 +154,7 @@ def test_in_a_cs_job_no_flag_may_redirect_the_connection(
     record = json.loads((tmp_path / "xnatnode-run.json").read_text())
     assert "connection comes from the environment only" in record["error"]
     assert flags[0] in record["error"]
+    assert "Running by hand? Leave XNAT_PASS unset" in record["error"]  # the way out for an admin
 
 
 def test_the_launch_value_attack_of_issue_8_sends_nothing(

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     from xnatnode import uploadreport
-    from xnatnode.credentials import launched_by_xnat
+    from xnatnode.credentials import launched_by_xnat, refused_in_a_job
     from xnatnode.cstore import ReceiverUnreachable, Target, echo
     from xnatnode.runtime import ExitCode, Run, UsageError
     from xnatnode.upload import Plan, Uploader
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             where = "" if csv.is_absolute() else f" (looked in the current folder and in {root})"
             raise UsageError(f"CSV map {opts.csv} not found{where}")
         if launched_by_xnat() and root.resolve() not in csv.resolve().parents:
-            raise UsageError(f"the CSV must be a file of the mounted batch ({root}), not {opts.csv}")
+            raise UsageError(refused_in_a_job(f"--csv {opts.csv}", f"the CSV must be a file of the mounted batch ({root})"))
         try:
             rows, bad = read_map(csv, opts.project)
             state = State(run.output_dir / STATE_FILE)
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         run.log.info("%d rows in %s (%d unusable)", len(rows) + len(bad), opts.csv, len(bad))
         if opts.dicom_host and launched_by_xnat():
             # a launch value must not send the archive's data anywhere but the XNAT that launched it
-            raise UsageError("--dicom-host is refused in a Container Service job: the receiver is XNAT_HOST's")
+            raise UsageError(refused_in_a_job("--dicom-host", "the DICOM receiver is XNAT_HOST's"))
         with run.connect() as conn:
             target = Target(opts.dicom_host or urlsplit(conn.host).hostname or "127.0.0.1", opts.dicom_port,
                             opts.called_ae, opts.calling_ae)
