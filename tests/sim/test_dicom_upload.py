@@ -140,8 +140,8 @@ def test_killed_half_way_and_resumed_loses_and_duplicates_nothing(env: Server, a
     assert scans(env, project, "K_MR1") == {"1": 60, "2": 60}
 
 
-def test_receiver_dropping_associations_and_refusing_objects(env: Server, api: Api, port: int,
-                                                             tmp_path: Path) -> None:
+def test_receiver_dropping_associations_and_refusing_objects(env: Server, api: Api, port: int, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     project = api.new_project("FLT")
     root = tmp_path / "deep"
     dd.session(root / "drop", "STUDY_DROP", "D", {"1": 6})
@@ -163,6 +163,9 @@ def test_receiver_dropping_associations_and_refusing_objects(env: Server, api: A
     assert private["objects_refused"] == 1
     assert "refused" in private["refused_objects"][0]["reason"]
     assert scans(env, project, "Q_MR1") == {"1": 2}
+    # XNAT uploads no report of a failed job: the log names the row that fell short, and why
+    assert f"line 3 (private) -> {project}/Q/Q_MR1: incomplete: {private['reason']}" in caplog.text
+    assert "D_MR1: verified" not in caplog.text
 
 
 def test_receiver_unreachable(env: Server, api: Api, tmp_path: Path) -> None:

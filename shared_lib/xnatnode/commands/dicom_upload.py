@@ -84,11 +84,13 @@ def _csv_path(csv: Path, root: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     from urllib.parse import urlsplit
 
     from xnatnode import uploadreport
     from xnatnode.credentials import launched_by_xnat, refused_in_a_job
     from xnatnode.cstore import ReceiverUnreachable, Target, echo
+    from xnatnode.logs import log_items
     from xnatnode.runtime import ExitCode, Run, UsageError
     from xnatnode.upload import Plan, Uploader
     from xnatnode.uploadmap import STATE_FILE, MapError, State, read_map
@@ -121,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
                               opts.overwrite)
             uploader = Uploader(conn, options, state, log=run.log, progress=run.progress)
             results = uploader.preflight(rows, bad)
+            warned = {id(r) for r in results if r.outcome in ("bad-row", "conflict")}
             for r in results:
-                if r.outcome in ("bad-row", "conflict"):
+                if id(r) in warned:
                     run.log.warning("line %d (%s): %s: %s", r.row.line, r.row.source, r.outcome, r.reason)
             exit_code = ExitCode.OK
             if opts.dry_run:
@@ -142,10 +145,16 @@ def run(args: argparse.Namespace) -> int:
                         run.log.error("%s", exc)
                         for r in sendable:
                             r.outcome, r.reason = "not-sent", str(exc)
+                        warned.update(id(r) for r in sendable)  # the one line above says it for all
                         exit_code = ExitCode.UNREACHABLE
                 uploader.send_all(results)
                 uploader.verify_all(results)
                 ok = all(r.outcome == "verified" for r in results)
+                # XNAT uploads no report of a failed job: the log says which rows fell short, and why
+                log_items(run.log, logging.WARNING, [
+                    f"line {r.row.line} ({r.row.source}) -> {r.row.project}/{r.row.subject}/{r.row.session}: "
+                    f"{r.outcome}: {r.reason}" for r in results if r.outcome != "verified" and id(r) not in warned
+                ], where="upload-report.csv")
             receiver = f"{target.called_ae}@{target.host}:{target.port}" if opts.via == "cstore" else ""
             shown = {"project": opts.project or "", "via": opts.via, "dry_run": opts.dry_run, "overwrite": opts.overwrite,
                      "workers": opts.workers, "verify_timeout_s": opts.verify_timeout, "receiver": receiver}
