@@ -178,6 +178,7 @@ def test_receiver_unreachable(env: Server, api: Api, tmp_path: Path) -> None:
     assert outcome == "not-sent"
     assert "did not answer (connection refused: nothing listens on that port)" in reason
     assert "or send with --via import" in reason  # what to do next
+    assert json.loads((tmp_path / "out" / "xnatnode-run.json").read_text())["error"] == reason
 
 
 def test_missing_csv_is_named_as_missing(env: Server, port: int, tmp_path: Path,

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                         echo(target)
                     except ReceiverUnreachable as exc:
                         run.log.error("%s", exc)
+                        run.error = str(exc)  # the run record says why it exits 3
                         for r in sendable:
                             r.outcome, r.reason = "not-sent", str(exc)
                         warned.update(id(r) for r in sendable)  # the one line above says it for all
