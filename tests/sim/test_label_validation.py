@@ -137,6 +137,8 @@ def test_fail_on_exits_6_and_still_writes_the_report(env: Server, tmp_path: Path
     assert code == 6
     doc = json.loads((tmp_path / "findings.json").read_text("utf-8"))
     assert doc["verdict"] == "fail"
+    assert "verdict fail: " in caplog.text
+    assert "(fail-on error: exit 6)" in caplog.text  # why this verdict fails the job
     # XNAT uploads nothing of a failed job: the findings must be readable in its log
     logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     for finding in doc["findings"]:

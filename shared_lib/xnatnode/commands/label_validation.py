@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
                                "verdict": doc["verdict"], "totals": doc["totals"],
                                "files_written": ["findings.json", "findings.csv", "findings.html"]})
             paths = report.write(outcome, run.output_dir, RunRecord.from_run(run))
-            run.log.info("%s: %d errors, %d warnings; wrote %s", doc["verdict"],
-                         doc["totals"]["error"], doc["totals"]["warning"],
-                         ", ".join(p.name for p in paths))
+            run.log.info("verdict %s: %d error(s), %d warning(s) (fail-on %s: exit %d); wrote %s",
+                         doc["verdict"], doc["totals"]["error"], doc["totals"]["warning"], fail_on,
+                         int(run.exit_code), ", ".join(p.name for p in paths))
             ordered = sorted(findings, key=lambda f: f.severity != "error")  # errors first, stable
             log_items(run.log, logging.WARNING, [
                 f"{f.severity} {f.rule}: {f.object_type} {f.object_label or f.object_id}: {f.message}"
