@@ -78,8 +78,7 @@ def main() -> int:
         plain.append(time.perf_counter() - t0)
 
     with running_server() as server:
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         cs = server.app.state["cs"]  # type: ignore[union-attr]
         sessions = add_sessions(server.store, "BENCH", args.bulk)
         noop = add_command(http, server.url, NOOP, "BENCH")

@@ -129,8 +129,7 @@ def main() -> int:
         direct = [direct_service(client, str(image.id), f"bench-direct-{i}") for i in range(args.runs)]
         sdk = [sdk_service(client, str(image.id), f"bench-sdk-{i}") for i in range(args.runs)]
         with running_server() as server:
-            http = requests.Session()
-            http.auth = (server.user, server.password)
+            http = server.session()
             sessions = add_sessions(server.store, "BENCH", args.runs)
             cid = http.post(server.url + "/xapi/commands", json=NOOP).json()
             wid = int(http.get(f"{server.url}/xapi/commands/{cid}").json()["xnat"][0]["id"])

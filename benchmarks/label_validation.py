@@ -39,7 +39,7 @@ from typing import Any
 import requests
 from measure import run_measured
 from xnatnode import __version__
-from xnatsim.testing import Server, running_server
+from xnatsim.testing import running_server
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = f"xnatnode/label-validation:{__version__}"
@@ -60,12 +60,6 @@ NOOP = {
                                    "provides-files-for-command-mount": "archive"}]}],
 }
 TERMINAL = ("Complete", "Failed", "Killed")
-
-
-def _http(server: Server) -> requests.Session:
-    http = requests.Session()
-    http.auth = (server.user, server.password)
-    return http
 
 
 def _dicom_zip(project: str, subject: str, session: str) -> bytes:
@@ -107,7 +101,7 @@ def _wait_container(http: requests.Session, url: str, project: str, label: str, 
 
 def event_to_findings(runs: int) -> dict[str, Any]:
     with running_server() as server:
-        url, http = server.url, _http(server)
+        url, http = server.url, server.session()
         http.put(f"{url}/xapi/events/prefs", json={"enabled": True}, timeout=30).raise_for_status()
         for project in ("LVB", "LVN"):
             http.put(f"{url}/data/projects/{project}", params={"xsiType": "xnat:projectData"}, timeout=30)
@@ -222,7 +216,7 @@ def audit(sessions: int, walk_sessions: int, latency_ms: float, data: Path) -> d
         totals_file.write_text(json.dumps(totals), "utf-8")
     seeded = time.perf_counter() - t0
     with running_server(data, in_process=False, latency_ms=latency_ms) as server:
-        http = _http(server)
+        http = server.session()
         http.put(f"{server.url}/data/projects/LVB/config/xnatnode/labels", params={"inbody": "true"},
                  data=CONVENTION.encode(), timeout=60).raise_for_status()
         env = dict(os.environ, XNAT_HOST=server.url, XNAT_USER=server.user, XNAT_PASS=server.password)

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
 from xnatsim.store import Store
 from xnatsim.testing import running_server
 
@@ -76,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         with running_server(data, in_process=False, fetch_schemas=False) as server:
             assert server.process is not None
-            session = requests.Session()
-            session.auth = (server.user, server.password)
+            session = server.session()
             session.get(server.url + "/data/JSESSION", timeout=60).raise_for_status()  # log in once
             params = {"project": PROJECT, "xsiType": "xnat:mrSessionData", "columns": COLUMNS,
                       "format": "json"}

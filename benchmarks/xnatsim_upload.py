@@ -27,7 +27,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import requests
 from xnatsim.store import Parent
 from xnatsim.testing import running_server
 
@@ -92,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         uploads: list[float] = []
         with running_server(data_dir, in_process=False, fetch_schemas=False) as server:
             server.store.put_project(PROJECT, {}, user="admin")
-            http = requests.Session()
-            http.auth = (server.user, server.password)
+            http = server.session()
             http.get(server.url + "/data/JSESSION", timeout=60).raise_for_status()
             for n in range(args.repeat):
                 label = f"BIG{n}"

@@ -32,8 +32,7 @@ def env(probe_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     from xnatsim.testing import running_server
 
     with running_server(tmp_path_factory.mktemp("cs-docker")) as server:
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         saved = http.post(server.url + "/xapi/docker/images/save", params={"image": probe_image}).json()
         assert [c["name"] for c in saved] == ["probe"]
         wid = saved[0]["xnat"][0]["id"]

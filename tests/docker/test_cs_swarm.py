@@ -61,8 +61,7 @@ def env(swarm: str, base_image: str, tmp_path_factory: pytest.TempPathFactory) -
 
     probe = build_probe(base_image)
     with running_server(tmp_path_factory.mktemp("cs-swarm")) as server:
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         r = http.post(server.url + "/xapi/docker/server",
                       json={"swarm-mode": True, "backend": "swarm", "swarm-constraints": CONSTRAINTS})
         assert r.status_code == 201, r.text
@@ -320,8 +319,7 @@ def test_every_xnatnode_image_gives_the_same_outcome_on_swarm(swarm: str, built_
     assert commands, "no command-json/*.json"
     with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
         seeder.apply(server.store, "demo")
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         params = _batches(server, http, tmp_path / "batch")
         compared = []
         for command in commands:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.docker.conftest import enable_wrapper, launch_complete
 from tests.sim import dicom_data as dd
@@ -66,8 +65,7 @@ def test_container_service_launch_on_a_project(built_images: dict[str, str], tmp
         zip_folder(batch / name, tmp_path / f"{name}.zip")
     with running_server(tmp_path / "data", dicom_port=0, session_idle_seconds=0.5) as server:
         url = server.url
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         project = "CSDU"
         assert http.put(f"{url}/data/projects/{project}", params={"xsiType": "xnat:projectData"},
                         timeout=30).status_code == 200

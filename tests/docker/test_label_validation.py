@@ -40,8 +40,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[tuple[
     """xnatsim with project LVD (good and bad labels), the image's command added and both wrappers
     enabled on the site and LVD: (server, http, session wrapper ID, project wrapper ID)."""
     with running_server(tmp_path_factory.mktemp("lv-docker")) as server:
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         build_project(http, server.url, "LVD")
         r = http.post(f"{server.url}/xapi/docker/images/save", params={"image": image}, timeout=60)
         assert r.status_code == 200, r.text

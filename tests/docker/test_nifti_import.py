@@ -80,8 +80,7 @@ def test_container_service_launch_on_a_project_and_on_a_session(
     tag = built_images["nifti-import"]
     api = Api(server)
     url = server.url
-    http = requests.Session()
-    http.auth = (server.user, server.password)
+    http = server.session()
     project = api.new_project("NCS")
     bids_batch(tmp_path / "batch", subjects=("01",))
     zipped = zip_folder(tmp_path / "batch", tmp_path / "batch.zip")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.docker.conftest import enable_wrapper, launch_complete
 
@@ -26,8 +25,7 @@ def test_launch_on_a_project_uploads_the_report(built_images: dict[str, str], tm
     with running_server(tmp_path / "data") as server:
         truth = seeder.apply(server.store, "demo")["projects"]["DEMO"]
         url = server.url
-        http = requests.Session()
-        http.auth = (server.user, server.password)
+        http = server.session()
         r = http.post(f"{url}/xapi/docker/images/save", params={"image": tag}, timeout=60)
         assert r.status_code == 200, r.text
         commands = http.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()

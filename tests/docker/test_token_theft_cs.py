@@ -76,8 +76,7 @@ def test_no_launch_value_sends_the_token_elsewhere(
     with running_server(tmp_path / "data") as server:
         seeder.apply(server.store, "demo")
         url = server.url
-        admin = requests.Session()
-        admin.auth = (server.user, server.password)
+        admin = server.session()
         assert admin.post(f"{url}/xapi/docker/images/save", params={"image": tag},
                           timeout=60).status_code == 200
         command = admin.get(f"{url}/xapi/commands", params={"image": tag}, timeout=30).json()[0]
