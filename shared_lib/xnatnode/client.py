@@ -913,8 +913,10 @@ def _environment_once(session: requests.Session, host: str, verify: Verify) -> V
     the same for every request of a connection (one host), so they are resolved here as requests
     would resolve them: the proxies for ``host`` (none when ``no_proxy`` covers it), and
     ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` in place of ``verify=True``. The session then
-    stops consulting the environment (``trust_env = False``), which also means that a redirect
-    picks no credentials out of ``~/.netrc`` for another host. Returns the ``verify`` to send with.
+    stops consulting the environment (``trust_env = False``), which also means that a redirect to
+    another host (never XNAT's own behaviour; our credentials are dropped on one) goes the way of
+    the connection's host, proxy or not, and picks no credentials out of ``~/.netrc`` for that
+    host. Returns the ``verify`` to send with.
     """
     session.proxies.update(requests.utils.get_environ_proxies(host))
     session.trust_env = False
