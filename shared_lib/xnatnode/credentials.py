@@ -114,6 +114,11 @@ def netrc_path(netrc_file: str | os.PathLike[str] | None = None,
     return Path.home() / ".netrc"
 
 
+def _shown(path: Path) -> str:
+    """The netrc path as the admin knows it: ``~/.netrc`` for the default one."""
+    return "~/.netrc" if path == Path.home() / ".netrc" else str(path)
+
+
 def netrc_login(host: str, path: Path) -> tuple[str, str] | None:
     """``(login, password)`` of the netrc entry for ``host``'s ``host:port`` or host name."""
     if not path.is_file():
@@ -168,8 +173,11 @@ def resolve_credentials(
                 f"the password in {ENV_PASS} belongs to {ENV_HOST} ({normalize_host(home)}) and "
                 f"is never sent to another host ({base}); unset {ENV_PASS} to use netrc there"
             )
+    path = netrc_path(netrc_file, env)
     if not password:
-        path = netrc_path(netrc_file, env)
+        if (netrc_file or env.get("NETRC")) and not path.is_file():
+            where = "--netrc" if netrc_file else "$NETRC"
+            raise ConfigError(f"the netrc file {path} ({where}) does not exist")
         found = netrc_login(base, path)
         if found is not None and (not user or found[0] == user):
             if not user:
@@ -179,12 +187,12 @@ def resolve_credentials(
     if not user:
         raise ConfigError(
             f"no XNAT credentials for {base}: set {ENV_USER} and {ENV_PASS} "
-            f"(an alias token works), or add 'machine {urlsplit(base).netloc}' to ~/.netrc"
+            f"(an alias token works), or add 'machine {urlsplit(base).netloc}' to {_shown(path)}"
         )
     if not password:
         raise ConfigError(
             f"no password for XNAT user {user!r} at {base}: set {ENV_PASS} "
-            f"or add 'machine {urlsplit(base).netloc} login {user} password ...' to ~/.netrc"
+            f"or add 'machine {urlsplit(base).netloc} login {user} password ...' to {_shown(path)}"
         )
     register_secret(password, user=user)
     return Credentials(host=base, user=user, password=password, source=", ".join(sources))

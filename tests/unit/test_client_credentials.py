@@ -125,6 +125,22 @@ def test_missing_host_and_credentials_say_what_to_set() -> None:
         resolve_credentials("http://xnat:8080")
 
 
+def test_a_named_netrc_file_that_is_missing_or_lacks_the_host_is_named(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"the netrc file {tmp_path}/none \\(--netrc\\) does not exist"):
+        resolve_credentials("http://xnat", netrc_file=tmp_path / "none")
+    monkeypatch.setenv("NETRC", str(tmp_path / "gone"))
+    with pytest.raises(ConfigError, match=r"the netrc file .*/gone \(\$NETRC\) does not exist"):
+        resolve_credentials("http://xnat")
+    other = write_netrc(tmp_path / "other", "machine elsewhere login a password b\n")
+    monkeypatch.setenv("NETRC", str(other))
+    with pytest.raises(ConfigError, match=f"add 'machine xnat' to {other}$"):  # not ~/.netrc
+        resolve_credentials("http://xnat")
+    monkeypatch.delenv("NETRC")
+    with pytest.raises(ConfigError, match=r"add 'machine xnat' to ~/\.netrc$"):
+        resolve_credentials("http://xnat")
+
+
 def test_broken_netrc_is_reported_without_its_content(tmp_path: Path) -> None:
     netrc = write_netrc(tmp_path / "netrc", f"machine xnat login admin password\n{SECRET} bogus\n")
     with pytest.raises(ConfigError, match="cannot parse netrc file") as info:
