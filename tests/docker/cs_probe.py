@@ -4,8 +4,11 @@ the Container Service tests on plain Docker (test_cs_launch.py) and on Swarm (te
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
+
+import requests
 
 PROBE_DIR = Path(__file__).parent / "images" / "cs-probe"
 PROBE_TAG = "xnatsim-test/cs-probe:1"
@@ -54,3 +57,22 @@ def probe_record(store: Any, project: str, session: str) -> dict[str, Any]:
     assert resource is not None
     result: dict[str, Any] = json.loads((store.resource_dir(resource) / "probe.json").read_text())
     return result
+
+
+def wait_running(cs: Any, cid: int, deadline: float) -> None:
+    """Until container ``cid`` of the Container Service ``cs`` runs, or ``deadline`` (monotonic)."""
+    while cs.container(cid)["status"] != "Running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def kill_running(server: Any, http: requests.Session, cid: int) -> dict[str, Any]:
+    """Kill container ``cid`` once it runs, as XNAT's UI does (``POST /xapi/containers/{id}/kill``):
+    it ends ``Failed (Killed)``, all within a minute. Returns its final record."""
+    cs = server.app.state["cs"]
+    deadline = time.monotonic() + 60
+    wait_running(cs, cid, deadline)
+    assert http.post(f"{server.url}/xapi/containers/{cid}/kill").status_code == 200
+    record: dict[str, Any] = cs.wait(cid, 60)
+    assert record["status"] == "Failed (Killed)"
+    assert time.monotonic() < deadline
+    return record

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.docker.cs_probe import PROBE_COMMAND, PROBE_TAG, build_probe, probe_record
+from tests.docker.cs_probe import PROBE_COMMAND, PROBE_TAG, build_probe, kill_running, probe_record
 
 pytestmark = pytest.mark.docker
 
@@ -204,15 +204,7 @@ def test_kill_a_running_container(env: dict[str, Any]) -> None:
     server, http = env["server"], env["http"]
     r = http.post(f"{server.url}/xapi/projects/CSD/wrappers/{env['wid']}/root/session/launch",
                   json={"session": f"/archive/experiments/{env['sessions'][7]}", "extra": "--sleep 60"})
-    cid = int(r.json()["container-id"])
-    cs = server.app.state["cs"]
-    deadline = time.monotonic() + 60
-    while cs.container(cid)["status"] != "Running" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert http.post(f"{server.url}/xapi/containers/{cid}/kill").status_code == 200
-    record = cs.wait(cid, 60)
-    assert record["status"] == "Failed (Killed)"
-    assert time.monotonic() < deadline
+    kill_running(server, http, int(r.json()["container-id"]))
 
 
 def test_time_out_kills_the_container_and_revokes_its_token(env: dict[str, Any]) -> None:

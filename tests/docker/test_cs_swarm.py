@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.docker.conftest import enable_wrapper
-from tests.docker.cs_probe import build_probe, probe_record
+from tests.docker.cs_probe import build_probe, kill_running, probe_record, wait_running
 from tests.zips import zip_folder
 
 pytestmark = pytest.mark.docker
@@ -169,16 +169,9 @@ def test_exit_codes_logs_and_no_upload_on_failure(env: dict[str, Any]) -> None:
 
 def test_kill_removes_the_service(env: dict[str, Any]) -> None:
     server, http = env["server"], env["http"]
-    cs = server.app.state["cs"]
     cid = _launch(env, env["sessions"][3], wait=False, extra="--sleep 60")["id"]
-    deadline = time.monotonic() + 60
-    while cs.container(cid)["status"] != "Running" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert http.post(f"{server.url}/xapi/containers/{cid}/kill").status_code == 200
-    record = cs.wait(cid, 60)
-    assert record["status"] == "Failed (Killed)"
+    record = kill_running(server, http, cid)
     assert record["service-id"] not in _services()
-    assert time.monotonic() < deadline
 
 
 def test_a_service_lost_with_its_node_is_restarted(env: dict[str, Any]) -> None:
@@ -187,8 +180,7 @@ def test_a_service_lost_with_its_node_is_restarted(env: dict[str, Any]) -> None:
     cs = env["server"].app.state["cs"]
     cid = _launch(env, env["sessions"][4], wait=False, extra="--sleep 6")["id"]
     deadline = time.monotonic() + 60
-    while cs.container(cid)["status"] != "Running" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_running(cs, cid, deadline)
     _docker("node", "update", "--availability", "drain", env["node"])
     try:
         while not any(h["status"] == "Restart" for h in cs.container(cid)["history"]):
