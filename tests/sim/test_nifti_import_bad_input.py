@@ -183,7 +183,16 @@ def test_mapping_without_required_columns_and_unknown_project(env: Server, api: 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run_import(tmp_path / "o5", project, "--source", str(empty))[0] == 0
-    assert f"no files in {empty}: nothing to import" in caplog.text
+    assert f"nothing imported from {empty}: The source holds no files" in caplog.text
+    assert "Nothing was imported" in (tmp_path / "o5" / "import-report.html").read_text()  # not "All 0 files"
+    loose = tmp_path / "loose"
+    write_image(loose / "scan1.nii.gz")  # not a BIDS name, and no mapping: ignored
+    assert run_import(tmp_path / "o6", project, "--source", str(loose))[0] == 0
+    assert f"nothing imported from {loose}: 1 file ignored" in caplog.text
+    assert "ignored: scan1.nii.gz: not a BIDS image name" in caplog.text
+    page = (tmp_path / "o6" / "import-report.html").read_text()
+    assert 'class="verdict lvl-warning"' in page
+    assert "All 0 files" not in page
     assert run_import(tmp_path / "o2", "NO_SUCH_PROJECT", "--source", str(root))[0] == 5
     assert "project NO_SUCH_PROJECT not found (or not visible to this user)" in caplog.text
     assert run_import(tmp_path / "o3", project, "--resource", "NO_SUCH_RESOURCE")[0] == 5

@@ -231,9 +231,10 @@ def _finish(run: Run, rows: list[plan.FileRow], summary: report.Summary) -> None
     run.record["outcomes"] = dict(sorted(counts.items()))
     if rows:
         run.log.info("%s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    else:
-        run.log.warning("no files in %s: nothing to import (is it the right folder or resource?)",
-                        summary.source)
+    if not summary.dry_run and all(r.outcome == plan.Outcome.IGNORED for r in rows):
+        run.log.warning("nothing imported from %s: %s", summary.source, report.nothing_imported(rows))
+        log_items(run.log, logging.WARNING, [f"ignored: {r.source}: {r.reason}" for r in rows],
+                  where=f"{report.NAME}.csv")
     from xnatnode.reports import RunRecord
 
     paths = report.write(run.output_dir, rows, summary, RunRecord.from_run(run))

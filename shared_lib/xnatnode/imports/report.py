@@ -58,6 +58,16 @@ def totals(rows: list[FileRow], summary: Summary) -> dict[str, Any]:
     return result
 
 
+def nothing_imported(rows: list[FileRow]) -> str:
+    """What to check when a run imported nothing and failed nothing (every file ignored, or none)."""
+    from xnatnode.reports import quantity
+
+    if not rows:
+        return "The source holds no files: check the batch resource or --source."
+    return (f"{quantity(len(rows), 'file')} ignored, each with its reason: an image needs a BIDS name "
+            "(sub-<s>/[ses-<v>/]<datatype>/…) or a row in the --mapping CSV.")
+
+
 def partial(rows: list[FileRow]) -> bool:
     return any(r.outcome in FAILED for r in rows)
 
@@ -103,6 +113,8 @@ def page(rows: list[FileRow], summary: Summary, run_record: Any = None) -> Any:
     elif bad:
         verdict = Verdict("error", f"{len(bad)} of {quantity(len(rows), 'file')} rejected or in conflict",
                           "See the Problems section; fix and run again (imported files are skipped).")
+    elif not sums["imported"] + sums["skipped"]:
+        verdict = Verdict("warning", "Nothing was imported", nothing_imported(rows))
     else:
         n = sums["imported"] + sums["skipped"]
         verdict = Verdict("ok", f"All {quantity(n, 'file')} are in XNAT" if n != 1 else "The file is in XNAT",
