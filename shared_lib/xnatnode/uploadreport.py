@@ -40,6 +40,8 @@ STEM = "upload-report"
 OUTCOME_LEVELS: dict[str, Level] = {"verified": "ok", "planned": "info", "incomplete": "warning", "prearchived": "warning",
                   "unverified": "warning", "conflict": "error", "refused": "error", "bad-row": "error",
                   "not-sent": "error"}
+#: What to check when the CSV map holds a header and no row.
+NO_ROWS = "Add one row per session under the header (source, project, subject, session)."
 
 
 @dataclass(slots=True)
@@ -130,7 +132,9 @@ def page(document: dict[str, Any], results: list[RowResult], run: Run | None = N
     settings = document["settings"]
     rows = [report_row(r) for r in results]
     bad = totals["rows"] - totals["verified"]
-    if settings.get("dry_run"):
+    if not totals["rows"]:
+        verdict = Verdict("warning", "The CSV has no rows: nothing was sent", NO_ROWS)
+    elif settings.get("dry_run"):
         verdict = Verdict("info", "Dry run: nothing was sent",
                           f"{totals['outcomes'].get('planned', 0)} of {totals['rows']} rows can be sent.")
     elif bad == 0:

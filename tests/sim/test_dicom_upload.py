@@ -300,6 +300,17 @@ def test_csv_without_required_columns_is_a_usage_error(env: Server, port: int, t
     assert upload(tmp_path, tmp_path / "out", port) == 2
 
 
+def test_csv_with_a_header_only_warns_rather_than_all_verified(env: Server, port: int, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "map.csv").write_text("source,project,subject,session\n")
+    assert upload(tmp_path, tmp_path / "out", port) == 0
+    assert "CSV map map.csv has no rows: nothing to send" in caplog.text
+    assert report(tmp_path / "out")["totals"]["rows"] == 0
+    page = (tmp_path / "out" / "upload-report.html").read_text()
+    assert "The CSV has no rows" in page
+    assert "All 0 rows verified" not in page
+
+
 def test_overwrite_none_refuses_adding_to_an_existing_session(env: Server, api: Api, port: int,
                                                               tmp_path: Path) -> None:
     project = api.new_project("OWN")

@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         except MapError as exc:
             raise UsageError(str(exc)) from None
         run.log.info("%d rows in %s (%d unusable)", len(rows) + len(bad), opts.csv, len(bad))
+        if not rows and not bad:
+            run.log.warning("CSV map %s has no rows: nothing to send. %s", opts.csv, uploadreport.NO_ROWS)
         if opts.dicom_host and launched_by_xnat():
             # a launch value must not send the archive's data anywhere but the XNAT that launched it
             raise UsageError(refused_in_a_job("--dicom-host", "the DICOM receiver is XNAT_HOST's"))
