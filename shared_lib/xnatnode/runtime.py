@@ -304,7 +304,10 @@ class Run:
                 print(f"xnatnode: {why}", file=sys.stderr)
         requests_part = ""
         if self.connection is not None:
-            requests_part = f", {self.connection.request_count} XNAT requests"
+            # imported at the end only, so that start-up imports nothing of the reports
+            from xnatnode.reports.svg import quantity
+
+            requests_part = f", {quantity(self.connection.request_count, 'XNAT request')}"
         self.log.info("%s: %s (exit %d) in %.1f s%s", self.command, self.exit_code.name.lower(),
                       int(self.exit_code), elapsed, requests_part)
         self._teardown()

@@ -263,6 +263,21 @@ def test_record_counts_requests_and_never_holds_secrets(tmp_path: Path) -> None:
     assert "password ***" in stream.getvalue()
 
 
+@pytest.mark.parametrize(("requests", "said"), [(1, "1 XNAT request"), (2, "2 XNAT requests")])
+def test_closing_line_counts_requests_in_words(tmp_path: Path, requests: int, said: str) -> None:
+    with FakeServer() as srv:
+        srv.route("GET", "/data/projects", Reply(200, {"ResultSet": {"Result": []}}))
+        stream = io.StringIO()
+        with Run("x", output_dir=tmp_path, stream=stream) as run:
+            conn = connect(srv.url, "alice", SECRET, backoff=0.0)
+            run.connection = conn
+            for _ in range(requests):
+                conn.get_table("/data/projects")
+        conn.close()
+    closing = stream.getvalue().splitlines()[-1]
+    assert closing.endswith(f" s, {said}"), closing
+
+
 def test_record_reserved_keys_cannot_be_overwritten(tmp_path: Path) -> None:
     run, stream = run_in(tmp_path)
     with run:

@@ -107,8 +107,10 @@ class Throughput:
         return self.bytes / elapsed / 1e6
 
     def line(self) -> str:
-        return (f"uploaded {self.files}/{self.files_total} files, {self.bytes / 1e6:.1f}/"
-                f"{self.bytes_total / 1e6:.1f} MB, {self.rate:.1f} MB/s")
+        # as many decimals as a small batch needs to show (0.021/0.043 MB, not 0.0/0.0 MB)
+        places = 1 if self.bytes_total >= 1e7 else 2 if self.bytes_total >= 1e6 else 3
+        return (f"uploaded {self.files}/{self.files_total} files, {self.bytes / 1e6:.{places}f}/"
+                f"{self.bytes_total / 1e6:.{places}f} MB, {self.rate:.{places}f} MB/s")
 
 
 class Writer:
