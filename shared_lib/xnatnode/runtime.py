@@ -256,6 +256,22 @@ class Run:
             signal.signal(signum, handler)
         self._saved_signals.clear()
 
+    def _not_an_xnat(self) -> str | None:
+        """After a 404, whether the host itself is wrong rather than the object: one probe,
+        ``GET /data/JSESSION``, which every XNAT answers (200 with Basic auth). A 404 there too
+        means XNAT_HOST is not the root of an XNAT, usually a missing or extra context path
+        (``https://host/xnat``); the 404 alone would read as "project not found"."""
+        if self.connection is None:
+            return None
+        try:
+            self.connection.get("/data/JSESSION")
+        except NotFound:
+            return (f"{self.connection.host} does not answer as an XNAT (GET /data/JSESSION: 404 too): "
+                    "check its context path, e.g. https://host/xnat or https://host")
+        except Exception:  # any other answer says nothing about the path
+            return None
+        return None
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -281,6 +297,8 @@ class Run:
                                     f"({exc.strerror}): free space on the output volume")
                 self.log.error("%s", self.error)
             elif isinstance(exc, XnatError | UsageError):
+                if isinstance(exc, NotFound) and (hint := self._not_an_xnat()):
+                    self.error = f"{self.error.rstrip('.')}; {hint}"
                 self.log.error("%s", self.error)
             else:
                 self.log.error("%s: %s", type(exc).__name__, self.error, exc_info=exc)

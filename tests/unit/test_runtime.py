@@ -278,6 +278,24 @@ def test_closing_line_counts_requests_in_words(tmp_path: Path, requests: int, sa
     assert closing.endswith(f" s, {said}"), closing
 
 
+@pytest.mark.parametrize("xnat_root", [True, False])
+def test_a_404_from_a_host_that_is_not_an_xnat_root_says_so(tmp_path: Path, xnat_root: bool) -> None:
+    with FakeServer() as srv:
+        srv.route("GET", "/data/projects/P1/subjects", Reply(404, "The requested resource does not exist."))
+        if xnat_root:
+            srv.route("GET", "/data/JSESSION", Reply(200, "0123ABCD"))
+        with Run("x", output_dir=tmp_path, stream=io.StringIO()) as run:
+            conn = connect(srv.url, "alice", SECRET, backoff=0.0)
+            run.connection = conn
+            conn.get("/data/projects/P1/subjects")
+        conn.close()
+    assert run.exit_code is ExitCode.NOT_FOUND
+    assert run.error is not None
+    assert ("does not answer as an XNAT" in run.error) is not xnat_root
+    assert ("check its context path" in run.error) is not xnat_root
+    assert conn.request_count == 2  # the failed request and the one probe
+
+
 def test_record_reserved_keys_cannot_be_overwritten(tmp_path: Path) -> None:
     run, stream = run_in(tmp_path)
     with run:
