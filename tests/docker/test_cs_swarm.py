@@ -108,7 +108,10 @@ def test_a_launch_is_a_service_made_as_xnat_makes_it(env: dict[str, Any], tmp_pa
     assert http.post(server.url + "/xapi/docker/server", json=settings).status_code == 201
     session = env["sessions"][0]
     try:
-        record = _launch(env, session, verbose="true", mode="two words",
+        # --sleep 1: the service monitor polls task states (every 0.2 s here; XNAT on its own
+        # schedule), so a run shorter than a poll can go from starting to complete unseen, and
+        # "running" below would then be missing from the history (seen once in CI at 19:55)
+        record = _launch(env, session, verbose="true", mode="two words", extra="--sleep 1",
                          **{"swarm-constraints": json.dumps([{"attribute": "node.labels.xnatsim", "value": "never"}])})
     finally:
         http.post(server.url + "/xapi/docker/server", json={
