@@ -36,7 +36,7 @@ from typing import Any
 from xnatsim import intake
 from xnatsim.dicomhdr import read_routing
 from xnatsim.intake import UNASSIGNED, DicomFile, IntakeError, Labels, Study
-from xnatsim.store import Experiment, Store, time_text
+from xnatsim.store import Experiment, Store, now_text, time_text
 
 INDEX_SUFFIX = ".headers.jsonl"
 COLUMNS = ("project", "timestamp", "lastmod", "uploaded", "scan_date", "scan_time", "subject", "folderName",
@@ -159,14 +159,15 @@ def _new_entry(store: Store, project: str, study_uid: str, session: str, subject
     now = time.time()
     while (root(store) / project / _stamp(now)).exists():
         now += 0.001
-    folder = root(store) / project / _stamp(now) / session
+    stamp, when = _stamp(now), time_text(now)
+    folder = root(store) / project / stamp / session
     folder.mkdir(parents=True)
     row = {
-        "project": project, "timestamp": _stamp(now), "lastmod": time_text(now), "uploaded": time_text(now),
+        "project": project, "timestamp": stamp, "lastmod": when, "uploaded": when,
         "scan_date": intake.iso_date(headers.get("StudyDate", "")),
         "scan_time": intake.iso_time(headers.get("StudyTime", "")),
         "subject": subject, "folderName": session, "name": session, "tag": study_uid,
-        "status": status, "url": f"/prearchive/projects/{project}/{_stamp(now)}/{session}",
+        "status": status, "url": f"/prearchive/projects/{project}/{stamp}/{session}",
         "autoarchive": "Manual", "prevent_anon": "false", "prevent_auto_commit": "false", "SOURCE": "",
         "VISIT": "", "PROTOCOL": "", "TIMEZONE": "",
     }
@@ -220,7 +221,7 @@ def receive(store: Store, study: Study, *, user: str, merge: bool = False) -> st
         entry = same[-1] if same else _new_entry(store, project, study.uid, study.session, study.subject,
                                                   study.first, "READY", user)
         _place(entry, study.files)
-        entry.row["lastmod"] = time_text(time.time())
+        entry.row["lastmod"] = now_text()
         entry.save()
     return "/data" + entry.row["url"]
 
@@ -289,7 +290,7 @@ def build_idle(receiving: Receiving, idle_seconds: float) -> list[str]:
     out: list[str] = []
     for entry in receiving.idle(idle_seconds):
         entry.row["status"] = "READY"
-        entry.row["lastmod"] = time_text(time.time())
+        entry.row["lastmod"] = now_text()
         overwrite = entry.overwrite or ""
         if entry.direct:
             overwrite = overwrite if overwrite not in ("", "never") else "append"
