@@ -16,7 +16,7 @@ How a command declares its flags and gets its settings (modules keep ``NAME``, `
 
     def add_arguments(parser):
         flag(parser, "--project", type=project_id, required=True, help="XNAT project ID")
-        flag(parser, "--workers", env="XNATNODE_WORKERS", type=int_in_range(1, MAX_WORKERS), default=8,
+        flag(parser, "--workers", env="XNATNODE_WORKERS", type=IntRange(1, MAX_WORKERS), default=8,
              help="REST requests in flight at most")
         add_connection_arguments(parser)  # XNAT connection, --timeout, --retries (+ env vars)
         add_runtime_arguments(parser)     # --input, --output, --log-level, --deadline (+ env)
@@ -27,7 +27,7 @@ How a command declares its flags and gets its settings (modules keep ``NAME``, `
             ... settings.command.project ...        # typed; run.input_dir, run.output_dir
         return int(run.exit_code)
 
-Every numeric flag is typed and range-checked (:func:`positive_float`, :func:`int_in_range`):
+Every numeric flag is typed and range-checked (:func:`positive_float`, :class:`IntRange`):
 ``nan``, ``inf`` and out-of-range values are refused before any work, because a Container Service
 input of type ``number`` reaches the command line unchecked.
 
@@ -111,11 +111,6 @@ class IntRange:
         if not self.low <= value <= self.high:
             raise argparse.ArgumentTypeError(f"must be {self.low} to {self.high}: {text!r}")
         return value
-
-
-def int_in_range(low: int, high: int) -> IntRange:
-    """An argparse type: a whole number from ``low`` to ``high``."""
-    return IntRange(low, high)
 
 
 def log_level(text: str) -> str:
@@ -214,7 +209,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
          default=DEFAULT_TIMEOUT,
          help="deadline of one request: connecting and receiving the whole answer; a download "
          f"until its headers, then at least {STALL_BYTES // 1024} KiB per SECONDS or it is stalled")
-    flag(group, "--retries", metavar="N", env=ENV_RETRIES, type=int_in_range(0, 20),
+    flag(group, "--retries", metavar="N", env=ENV_RETRIES, type=IntRange(0, 20),
          default=DEFAULT_RETRIES,
          help="retries of a failed read (500, 502-504, dropped or truncated answers), with "
          f"back-off from {DEFAULT_BACKOFF:g} s doubling up to {MAX_DELAY:g} s")

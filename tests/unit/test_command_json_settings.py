@@ -48,7 +48,7 @@ def test_every_numeric_flag_is_typed_and_range_checked(name: str) -> None:
     for action in subparsers()[name]._actions:
         if action.type in (int, float):
             pytest.fail(f"{name} {action.option_strings}: type={action.type.__name__}, "
-                        "use settings.int_in_range or settings.positive_float")
+                        "use settings.IntRange or settings.positive_float")
         numeric = isinstance(action.default, int | float) and not isinstance(action.default, bool)
         if numeric and action.option_strings:
             assert _range(action.type) is not None, (name, action.option_strings, action.type)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from xnatnode.labels import project_id
 from xnatnode.settings import (
+    IntRange,
     add_connection_arguments,
     add_runtime_arguments,
     flag,
-    int_in_range,
     load_settings,
     positive_float,
 )
@@ -61,11 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--via", choices=("cstore", "import"), default="cstore",
          help="C-STORE to XNAT's DICOM receiver, or the REST import service")
     flag(parser, "--dicom-host", metavar="H", help="DICOM receiver host (default: the XNAT host)")
-    flag(parser, "--dicom-port", type=int_in_range(1, 65535), default=DEFAULT_DICOM_PORT, metavar="PORT",
+    flag(parser, "--dicom-port", type=IntRange(1, 65535), default=DEFAULT_DICOM_PORT, metavar="PORT",
          help="DICOM receiver port")
     flag(parser, "--called-ae", default="XNAT", metavar="AE", help="the receiver's AE title")
     flag(parser, "--calling-ae", default="XNATNODE", metavar="AE", help="our AE title")
-    flag(parser, "--workers", type=int_in_range(1, 16), default=4, metavar="N",
+    flag(parser, "--workers", type=IntRange(1, 16), default=4, metavar="N",
          help="C-STORE associations in parallel")
     flag(parser, "--verify-timeout", type=positive_float, default=900.0, metavar="S",
          help="seconds to wait for sessions to reach the archive (XNAT builds a C-STORE session "

@@ -13,10 +13,10 @@ import argparse
 from xnatnode.labels import project_id
 from xnatnode.settings import (
     MAX_WORKERS,
+    IntRange,
     add_connection_arguments,
     add_runtime_arguments,
     flag,
-    int_in_range,
     load_settings,
 )
 
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="with --dry-run: print each planned write as a curl command line")
     flag(parser, "--overwrite", action="store_true", default=False,
          help="replace files and scan fields of other content (never deletes first)")
-    flag(parser, "--workers", type=int_in_range(1, MAX_WORKERS), default=DEFAULT_WORKERS, metavar="N",
+    flag(parser, "--workers", type=IntRange(1, MAX_WORKERS), default=DEFAULT_WORKERS, metavar="N",
          help="files read and requests sent at a time")
     flag(parser, "--image-resource", default=DEFAULT_IMAGE_RESOURCE, metavar="LABEL",
          help="scan resource for the images")

@@ -17,10 +17,10 @@ from xnatnode.labels import project_id
 from xnatnode.listings import DEFAULT_WORKERS, SizesMode
 from xnatnode.settings import (
     MAX_WORKERS,
+    IntRange,
     add_connection_arguments,
     add_runtime_arguments,
     flag,
-    int_in_range,
     load_settings,
 )
 
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="where file counts and sizes come from: the mounted archive (--input), resource "
          "listings over REST, or nowhere; auto = mount when --input holds the project's "
          "sessions, else rest")
-    flag(parser, "--workers", type=int_in_range(1, MAX_WORKERS), default=DEFAULT_WORKERS, metavar="N",
+    flag(parser, "--workers", type=IntRange(1, MAX_WORKERS), default=DEFAULT_WORKERS, metavar="N",
          help="REST requests in flight at most")
     add_connection_arguments(parser)
     add_runtime_arguments(parser)

@@ -26,9 +26,9 @@ from xnatnode.imports.sources import (
     open_source,
     suffix_of,
 )
-from xnatnode.imports.state import ExistingSession, ProjectState, load_sessions, q, read_sessions
+from xnatnode.imports.state import ExistingSession, ProjectState, load_sessions, read_sessions
 from xnatnode.imports.writer import Writer, curl_lines, planned_rows
-from xnatnode.listings import naming_on_404
+from xnatnode.listings import naming_on_404, path_segment
 from xnatnode.logs import log_items
 from xnatnode.nifti import Scanned, scan_file, scan_header, scan_image
 from xnatnode.runtime import ExitCode, Run, UsageError
@@ -82,7 +82,7 @@ def execute(args: Options, run: Run) -> None:
         rows.sort(key=lambda r: r.source)
         problems = list(mapping.problems) if mapping else []
         summary = report.Summary(args.project, args.session, source.name, args.dry_run, generated,
-                                 generator("nifti-import"), conn.request_count,
+                                 reason, conn.request_count,
                                  time.monotonic() - started, problems)
         if report.partial(rows):
             run.exit_code = ExitCode.PARTIAL
@@ -112,14 +112,14 @@ def _open(args: Options, run: Run, conn: Connection,
         with source:
             yield source
         return
-    parent = (f"/data/experiments/{q(context.xnat_id)}" if context is not None
-              else f"/data/projects/{q(args.project)}")
+    parent = (f"/data/experiments/{path_segment(context.xnat_id)}" if context is not None
+              else f"/data/projects/{path_segment(args.project)}")
     with tempfile.TemporaryDirectory(prefix="nifti-import-") as tmp:
         target = Path(tmp) / "resource.zip"
         run.log.info("downloading resource %s as one zip", args.resource)
         owner = f"session {args.session}" if context is not None else f"project {args.project}"
         with naming_on_404(f"resource {args.resource} of {owner}"):
-            conn.download(f"{parent}/resources/{q(args.resource)}/files", target, {"format": "zip"})
+            conn.download(f"{parent}/resources/{path_segment(args.resource)}/files", target, {"format": "zip"})
         prefix = _zip_prefix(target, args.resource)
         try:
             source = ZipSource(target, prefix)

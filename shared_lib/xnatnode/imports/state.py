@@ -16,9 +16,10 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from xnatnode.client import Connection
+from xnatnode.listings import path_segment
 
 _FILE_URI = re.compile(r"/scans/([^/]+)/resources/[^/]+/files/(.+)$")
 
@@ -50,14 +51,9 @@ class ProjectState:
     sessions: dict[str, ExistingSession] = field(default_factory=dict)
 
 
-def q(segment: str) -> str:
-    """One URL path segment, percent-encoded."""
-    return quote(segment, safe="")
-
-
 def read_sessions(conn: Connection, project: str) -> ProjectState:
     """The project's sessions (one request); a missing project raises NotFound."""
-    rows = conn.get_table(f"/data/projects/{q(project)}/experiments",
+    rows = conn.get_table(f"/data/projects/{path_segment(project)}/experiments",
                           {"columns": "ID,label,subject_ID,subject_label,xsiType"})
     state = ProjectState(project)
     for row in rows:
@@ -69,14 +65,14 @@ def read_sessions(conn: Connection, project: str) -> ProjectState:
 
 def read_scans(conn: Connection, session: ExistingSession) -> None:
     """Fill ``session.scans`` (one request)."""
-    rows = conn.get_table(f"/data/experiments/{q(session.xnat_id)}/scans",
+    rows = conn.get_table(f"/data/experiments/{path_segment(session.xnat_id)}/scans",
                           {"columns": "ID,type,xsiType"})
     session.scans = {row.get("ID", ""): (row.get("type", ""), row.get("xsiType", "")) for row in rows}
 
 
 def read_files(conn: Connection, session: ExistingSession) -> dict[FileKey, ExistingFile]:
     """Every file of every scan of ``session`` with its digest (one request)."""
-    rows = conn.get_table(f"/data/experiments/{q(session.xnat_id)}/scans/ALL/files")
+    rows = conn.get_table(f"/data/experiments/{path_segment(session.xnat_id)}/scans/ALL/files")
     files: dict[FileKey, ExistingFile] = {}
     for row in rows:
         match = _FILE_URI.search(row.get("URI", ""))

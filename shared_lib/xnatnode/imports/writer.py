@@ -47,7 +47,7 @@ from xnatnode.imports.plan import (
 )
 from xnatnode.imports.sources import Source
 from xnatnode.imports.state import ExistingFile, ExistingSession, read_files
-from xnatnode.imports.state import q as seg
+from xnatnode.listings import path_segment
 
 log = logging.getLogger(__name__)
 #: Errors that end the run: XNAT gone, or the credentials no good. Others fail one item.
@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 
 def session_path(project: str, session: PlannedSession) -> str:
-    return f"/data/projects/{seg(project)}/subjects/{seg(session.subject)}/experiments/{seg(session.label)}"
+    return f"/data/projects/{path_segment(project)}/subjects/{path_segment(session.subject)}/experiments/{path_segment(session.label)}"
 
 
 def session_params(session: PlannedSession) -> dict[str, str]:
@@ -193,7 +193,7 @@ class Writer:
 
     def _write_scan(self, pair: tuple[PlannedSession, PlannedScan]) -> None:
         session, scan = pair
-        base = f"{session_path(self.plan.project, session)}/scans/{seg(scan.scan_id)}"
+        base = f"{session_path(self.plan.project, session)}/scans/{path_segment(scan.scan_id)}"
         if scan.write and not self._guard(
                 lambda: self.conn.put(base, {**scan_params(scan), **self.audit}).close(),
                 scan.files, f"scan {scan.scan_id} of {session.label}"):
@@ -211,7 +211,7 @@ class Writer:
         make XNAT write the bytes twice (store the zip, then extract it)."""
         if len(files) == 1:
             f = files[0]
-            url = f"{base}/resources/{seg(resource)}/files/{seg(f.name)}"
+            url = f"{base}/resources/{path_segment(resource)}/files/{path_segment(f.name)}"
             params = {**upload_params(resource, f.overwrite), **self.audit}
             params.pop("extract")
             if self._guard(lambda: self._put_file(url, f, params), files, f"the upload of {what}"):
@@ -220,7 +220,7 @@ class Writer:
         members = {id(f): zipstream.ZipMember(f.name, f.scanned.digest.size, f.scanned.digest.crc32,
                                               self._opener(f.source)) for f in files}
         by_member = {id(m): f for f in files for m in [members[id(f)]]}
-        url = f"{base}/resources/{seg(resource)}/files/{seg(resource)}.zip"
+        url = f"{base}/resources/{path_segment(resource)}/files/{path_segment(resource)}.zip"
         for batch in zipstream.batches(list(members.values())):
             batch_files = [by_member[id(m)] for m in batch]
             params = {**upload_params(resource, any(f.overwrite for f in batch_files)), **self.audit}
@@ -329,12 +329,12 @@ def curl_lines(plan: Plan, host: str, reason: str, root: str = "") -> list[str]:
         if session.write:
             lines.append(curl(base, session_params(session)))
         for scan in session.scans:
-            scan_base = f"{base}/scans/{seg(scan.scan_id)}"
+            scan_base = f"{base}/scans/{path_segment(scan.scan_id)}"
             if scan.write:
                 lines.append(curl(scan_base, scan_params(scan)))
             for f in scan.files:
                 if f.action is Action.CREATE:
                     params = {"format": f.resource, **({"overwrite": "true"} if f.overwrite else {})}
-                    lines.append(curl(f"{scan_base}/resources/{seg(f.resource)}/files/{seg(f.name)}",
+                    lines.append(curl(f"{scan_base}/resources/{path_segment(f.resource)}/files/{path_segment(f.name)}",
                                       params, f"{root}/{f.source}" if root else f.source))
     return lines
